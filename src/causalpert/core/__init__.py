@@ -1,0 +1,40 @@
+"""The causal core: pure tensors, no AnnData or pandas.
+
+Stationary-diffusion drifts, interventions, the KDS loss, dose response and samplers.
+"""
+
+from .dose import hill
+from .drift import DRIFTS, Drift, LinearDrift, MLPDrift
+from .interventions import Interventions, intervened_drift
+from .kds import ESTIMATORS, kds, kds_autodiff, stein_kernel_autodiff
+from .linalg import UnstableDriftError, check_stable, max_real_eigenvalue, solve_lyapunov
+from .sampling import (
+    SimulationDivergedError,
+    euler_maruyama,
+    sample_gaussian,
+    sample_stationary,
+    stationary_gaussian,
+)
+
+__all__ = [
+    "DRIFTS",
+    "ESTIMATORS",
+    "Drift",
+    "Interventions",
+    "LinearDrift",
+    "MLPDrift",
+    "SimulationDivergedError",
+    "UnstableDriftError",
+    "check_stable",
+    "euler_maruyama",
+    "hill",
+    "intervened_drift",
+    "kds",
+    "kds_autodiff",
+    "max_real_eigenvalue",
+    "sample_gaussian",
+    "sample_stationary",
+    "solve_lyapunov",
+    "stationary_gaussian",
+    "stein_kernel_autodiff",
+]

@@ -1,0 +1,167 @@
+"""Kernel deviation from stationarity (KDS), closed form for the RBF kernel.
+
+For the generator (L h)(x) = f(x)·∇h(x) + ½ Σ_j σ_j² ∂²h/∂x_j², a distribution p is stationary
+iff E_p[L h] = 0 for all h; over an RKHS with kernel k, KDS = E_{x,y∼p}[L_x L_y k(x, y)].
+With k = exp(−‖r‖²/(2h²)), r = x − y, D = diag(σ²), S = Σσ_j², q = rᵀDr/h⁴ − S/h²:
+
+    L_x L_y k / k =  f(x)·f(y)/h² − (f(x)·r)(f(y)·r)/h⁴
+                   + ½ [ q (f(y)·r)/h² − 2 f(y)ᵀD r/h⁴ ]
+                   + ½ [ −q (f(x)·r)/h² + 2 f(x)ᵀD r/h⁴ ]
+                   + ¼ [ q² − 4 rᵀD²r/h⁶ + 2 Σσ_j⁴/h⁴ ]
+
+The pairwise estimators never build the [n, n, d] tensor of differences: every inner product of
+r is expanded into Gram matrices (six batched matmuls), so the cost is O(K n² d) time and
+O(K n²) memory. The linear estimator pairs the two halves of a batch: O(K n d).
+"""
+
+from __future__ import annotations
+
+import torch
+
+ESTIMATORS = ("u", "v", "linear")
+
+
+def _pair_terms(
+    xa: torch.Tensor, fa: torch.Tensor, xb: torch.Tensor, fb: torch.Tensor, D: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Inner products of r = x_a − x_b for all pairs, from Gram matrices.
+
+    Shapes: x, f [K, n, d] (a) and [K, m, d] (b); D [K, d]. Returns tensors [K, n, m].
+    """
+    D1 = D[:, None, :]
+
+    def sq_dist(w):  # Σ_j w_j (x_aj − x_bj)²
+        na = (xa * xa * w).sum(-1)
+        nb = (xb * xb * w).sum(-1)
+        return na[:, :, None] + nb[:, None, :] - 2 * (xa * w) @ xb.transpose(1, 2)
+
+    ones = torch.ones_like(D1)
+    fxa = (fa * xa).sum(-1)  # f_a·x_a
+    fxb = (fb * xb).sum(-1)
+    fDxa = (fa * xa * D1).sum(-1)
+    fDxb = (fb * xb * D1).sum(-1)
+    return {
+        "rr": sq_dist(ones).clamp_min(0),
+        "rDr": sq_dist(D1).clamp_min(0),
+        "rD2r": sq_dist(D1 * D1).clamp_min(0),
+        "ff": fa @ fb.transpose(1, 2),
+        "fx_r": fxa[:, :, None] - fa @ xb.transpose(1, 2),  # f(x_a)·r
+        "fy_r": xa @ fb.transpose(1, 2) - fxb[:, None, :],  # f(x_b)·r
+        "fxDr": fDxa[:, :, None] - (fa * D1) @ xb.transpose(1, 2),  # f(x_a)ᵀ D r
+        "fyDr": (xa * D1) @ fb.transpose(1, 2) - fDxb[:, None, :],  # f(x_b)ᵀ D r
+    }
+
+
+def _stein_kernel(t: dict[str, torch.Tensor], D: torch.Tensor, h: float) -> torch.Tensor:
+    """L_x L_y k from the pair terms (any broadcastable shapes); D [K, d]."""
+    h2 = h * h
+    extra = (None,) * (t["rr"].dim() - 1)
+    S = D.sum(-1)[(slice(None), *extra)]
+    S4 = (D * D).sum(-1)[(slice(None), *extra)]
+    q = t["rDr"] / h2**2 - S / h2
+    val = (
+        t["ff"] / h2
+        - t["fx_r"] * t["fy_r"] / h2**2
+        + 0.5 * (q * t["fy_r"] / h2 - 2 * t["fyDr"] / h2**2)
+        + 0.5 * (-q * t["fx_r"] / h2 + 2 * t["fxDr"] / h2**2)
+        + 0.25 * (q * q - 4 * t["rD2r"] / h2**3 + 2 * S4 / h2**2)
+    )
+    return val * torch.exp(-t["rr"] / (2 * h2))
+
+
+def kds(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    sigma2: torch.Tensor,
+    *,
+    bandwidth: float,
+    estimator: str = "u",
+) -> torch.Tensor:
+    """KDS of each context's cells under its (intervened) drift.
+
+    Args:
+        x: cells [K, n, d] (n ≥ 2 per context).
+        f: drift f_I(x) at those cells [K, n, d].
+        sigma2: squared noise scales σ_I² [K, d].
+        bandwidth: RBF bandwidth h.
+        estimator: ``"u"`` (U-statistic, pairs a ≠ b; unbiased, the default), ``"v"``
+            (V-statistic, all pairs; its diagonal term biases small contexts) or ``"linear"``
+            (disjoint pairs (x_i, x_{i+n/2}); O(n d), higher variance).
+
+    Returns:
+        KDS estimate per context [K].
+    """
+    if x.dim() != 3 or f.shape != x.shape or sigma2.shape != (x.shape[0], x.shape[2]):
+        raise ValueError(
+            f"kds expects x, f [K, n, d] and sigma2 [K, d]; got {tuple(x.shape)}, "
+            f"{tuple(f.shape)}, {tuple(sigma2.shape)}"
+        )
+    n = x.shape[1]
+    if n < 2:
+        raise ValueError("kds needs at least 2 cells per context")
+    if estimator == "linear":
+        m = n // 2
+        xa, xb, fa, fb = x[:, :m], x[:, m : 2 * m], f[:, :m], f[:, m : 2 * m]
+        D1 = sigma2[:, None, :]
+        r = xa - xb
+        t = {
+            "rr": (r * r).sum(-1),
+            "rDr": (r * r * D1).sum(-1),
+            "rD2r": (r * r * D1 * D1).sum(-1),
+            "ff": (fa * fb).sum(-1),
+            "fx_r": (fa * r).sum(-1),
+            "fy_r": (fb * r).sum(-1),
+            "fxDr": (fa * D1 * r).sum(-1),
+            "fyDr": (fb * D1 * r).sum(-1),
+        }
+        return _stein_kernel(t, sigma2, bandwidth).mean(-1)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown KDS estimator {estimator!r}; choose one of {ESTIMATORS}")
+    gram = _stein_kernel(_pair_terms(x, f, x, f, sigma2), sigma2, bandwidth)  # [K, n, n]
+    if estimator == "v":
+        return gram.mean((-1, -2))
+    diag = torch.diagonal(gram, dim1=-2, dim2=-1).sum(-1)
+    return (gram.sum((-1, -2)) - diag) / (n * (n - 1))
+
+
+def stein_kernel_autodiff(x, y, drift_fn, sigma2: torch.Tensor, *, bandwidth: float):
+    """Reference L_x L_y k(x, y) for one pair by automatic differentiation (tests, benchmarks).
+
+    Args:
+        x, y: single cells [d]. drift_fn: maps [d] → [d]. sigma2: [d].
+    """
+    from torch.func import grad, hessian
+
+    h2 = bandwidth**2
+
+    def k(a, b):
+        return torch.exp(-((a - b) ** 2).sum() / (2 * h2))
+
+    def ly_k(a, b):  # L_y k(a, y)|_{y=b}
+        gy = grad(k, argnums=1)(a, b)
+        hy = torch.diagonal(hessian(k, argnums=1)(a, b))
+        return drift_fn(b) @ gy + 0.5 * (sigma2 * hy).sum()
+
+    gx = grad(ly_k, argnums=0)(x, y)
+    hx = torch.diagonal(hessian(ly_k, argnums=0)(x, y))
+    return drift_fn(x) @ gx + 0.5 * (sigma2 * hx).sum()
+
+
+def kds_autodiff(x, drift_fn, sigma2, *, bandwidth: float, estimator: str = "u"):
+    """KDS of one context [n, d] by autodiff of the kernel (slow; the reference for ``kds``)."""
+    from torch.func import vmap
+
+    n = x.shape[0]
+    pair = vmap(vmap(lambda a, b: stein_kernel_autodiff(a, b, drift_fn, sigma2,
+                                                        bandwidth=bandwidth),
+                     in_dims=(None, 0)), in_dims=(0, None))
+    if estimator == "linear":
+        m = n // 2
+        return torch.stack([
+            stein_kernel_autodiff(x[i], x[m + i], drift_fn, sigma2, bandwidth=bandwidth)
+            for i in range(m)
+        ]).mean()
+    gram = pair(x, x)
+    if estimator == "v":
+        return gram.mean()
+    return (gram.sum() - gram.diagonal().sum()) / (n * (n - 1))

@@ -1,0 +1,51 @@
+"""Linear algebra of the linear stationary diffusion: stability and the Lyapunov equation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class UnstableDriftError(ValueError):
+    """The drift matrix is not Hurwitz, so the linear SDE has no stationary law."""
+
+
+def max_real_eigenvalue(W: torch.Tensor) -> float:
+    """Largest real part of the eigenvalues of W [d, d] (< 0 ⇔ W is Hurwitz, i.e. stable)."""
+    return torch.linalg.eigvals(W.detach().double()).real.max().item()
+
+
+def check_stable(W: torch.Tensor, *, margin: float = 0.0) -> float:
+    """Raise ``UnstableDriftError`` unless max Re eig(W) < −margin; return that eigenvalue."""
+    lam = max_real_eigenvalue(W)
+    if not lam < -margin:
+        raise UnstableDriftError(
+            f"drift matrix is not stable (largest real eigenvalue {lam:.4g} ≥ {-margin:.4g}): "
+            "no stationary law exists; sample with Euler–Maruyama for a finite horizon or refit "
+            "with a stronger stability penalty"
+        )
+    return lam
+
+
+def solve_lyapunov(W: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """Solve W P + P Wᵀ + Q = 0 for P, batched over Q.
+
+    Bartels–Stewart through a real Schur form (scipy), which stays exact for the defective,
+    repeated eigenvalue −1 that every acyclic part of a graph gives W (an eigendecomposition
+    does not). Solved in float64 on the CPU; identical right-hand sides are solved once.
+
+    Args:
+        W: stable drift matrix [d, d].
+        Q: symmetric right-hand sides [..., d, d] (e.g. diag(σ²)).
+
+    Returns:
+        P [..., d, d] in the dtype and device of Q, symmetrised.
+    """
+    from scipy.linalg import solve_continuous_lyapunov
+
+    Wn = W.detach().to("cpu", torch.float64).numpy()
+    Qn = Q.detach().to("cpu", torch.float64).reshape(-1, *Q.shape[-2:]).numpy()
+    uniq, inverse = np.unique(Qn, axis=0, return_inverse=True)
+    sols = np.stack([solve_continuous_lyapunov(Wn, -q) for q in uniq])[inverse.reshape(-1)]
+    P = torch.from_numpy(sols).reshape(Q.shape)
+    return (0.5 * (P + P.transpose(-1, -2))).to(dtype=Q.dtype, device=Q.device)

@@ -1,0 +1,157 @@
+"""Samplers for the stationary law: exact Gaussian (linear) and Euler–Maruyama (any drift)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .linalg import check_stable, solve_lyapunov
+
+
+class SimulationDivergedError(RuntimeError):
+    """Euler–Maruyama chains left the finite range: the intervened drift is unstable."""
+
+
+def stationary_gaussian(
+    W: torch.Tensor, b: torch.Tensor, shift: torch.Tensor, sigma: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stationary law N(μ, P) of dx = (W x + b + shift) dt + diag(σ) dW for K contexts.
+
+    μ = −W⁻¹(b + shift),  W P + P Wᵀ + diag(σ²) = 0 (Lyapunov).
+
+    Args:
+        W: drift matrix [d, d] (must be Hurwitz). b: bias [d].
+        shift: per-context drift shift m ⊙ u [K, d]. sigma: per-context noise scales [K, d].
+
+    Returns:
+        means [K, d] and covariances [K, d, d] (float64).
+    """
+    check_stable(W)
+    W64 = W.detach().double()
+    rhs = (b.detach().double() + shift.detach().double())  # [K, d]
+    mean = -torch.linalg.solve(W64, rhs.T).T
+    cov = solve_lyapunov(W64, torch.diag_embed(sigma.detach().double() ** 2))
+    return mean, cov
+
+
+def sample_gaussian(
+    mean: torch.Tensor, cov: torch.Tensor, n: int, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """n draws per context from N(mean_k, cov_k): [K, n, d] (float64)."""
+    d = mean.shape[-1]
+    jitter = 1e-10 * torch.eye(d, dtype=cov.dtype)
+    L = torch.linalg.cholesky(cov + jitter)
+    z = torch.randn(mean.shape[0], n, d, generator=generator, dtype=mean.dtype)
+    return mean[:, None, :] + z @ L.transpose(-1, -2)
+
+
+def euler_maruyama(
+    drift: Callable[[torch.Tensor], torch.Tensor],
+    shift: torch.Tensor,
+    sigma: torch.Tensor,
+    x0: torch.Tensor,
+    *,
+    n_samples: int,
+    dt: float = 0.01,
+    burn_in: int = 2000,
+    thin: int = 50,
+    bound: float = 1e4,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Vectorised Euler–Maruyama for many contexts and chains at once.
+
+    x_{t+dt} = x_t + (f(x_t) + shift) dt + σ √dt ε. Each chain runs ``burn_in`` steps, then is
+    read every ``thin`` steps until every context has ``n_samples`` draws.
+
+    Args:
+        drift: f, maps [..., d] → [..., d].
+        shift: per-context drift shift [K, d]. sigma: per-context noise scales [K, d].
+        x0: initial states [K, C, d] (C chains per context).
+        n_samples: draws per context; must be a multiple of C.
+        bound: a chain with |x| > bound or a non-finite value raises ``SimulationDivergedError``.
+
+    Returns:
+        samples [K, n_samples, d].
+    """
+    K, C, d = x0.shape
+    if n_samples % C:
+        raise ValueError(f"n_samples={n_samples} must be a multiple of the {C} chains")
+    reads = n_samples // C
+    x = x0.clone()
+    sh, noise = shift[:, None, :], sigma[:, None, :] * dt**0.5
+    out = []
+    total = burn_in + (reads - 1) * thin + 1
+    with torch.no_grad():
+        for t in range(1, total + 1):
+            eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            x = x + (drift(x) + sh) * dt + noise * eps
+            if t % 100 == 0 or t == total:
+                _check_finite(x, bound, t)
+            if t >= burn_in + 1 and (t - burn_in - 1) % thin == 0:
+                out.append(x)
+    _check_finite(x, bound, total)
+    return torch.stack(out, dim=2).reshape(K, n_samples, d)
+
+
+def _check_finite(x: torch.Tensor, bound: float, step: int) -> None:
+    if not torch.isfinite(x).all() or x.abs().max() > bound:
+        raise SimulationDivergedError(
+            f"Euler–Maruyama diverged by step {step} (|x| > {bound:g} or non-finite): the "
+            "(intervened) drift is unstable; reduce dt, the intervention size, or refit the model"
+        )
+
+
+def sample_stationary(
+    drift,
+    shift: torch.Tensor,
+    log_sigma: torch.Tensor,
+    n: int,
+    *,
+    method: str = "auto",
+    chains: int | None = None,
+    dt: float = 0.01,
+    burn_in: int = 500,
+    thin: int = 200,
+    relax_steps: int = 200,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """n cells per context from the stationary law of an (intervened) drift model.
+
+    Args:
+        drift: a ``Drift`` module. shift: m ⊙ u [K, d]. log_sigma: intervened log σ [K, d].
+        method: ``"exact"`` (Lyapunov Gaussian, linear drift only), ``"euler"`` or ``"auto"``
+            (exact for a linear drift, Euler–Maruyama otherwise).
+        chains: Euler–Maruyama chains per context (default: max(n // 10, 1), adjusted to
+            divide n).
+        relax_steps: noise-free Euler steps (dt = 0.1) that first move every chain from 0 to
+            the deterministic fixed point, so the stochastic burn-in can be short.
+
+    Returns:
+        cells [K, n, d] (float64 for exact, the drift's dtype for Euler–Maruyama).
+    """
+    from .drift import LinearDrift
+
+    if method == "auto":
+        method = "exact" if isinstance(drift, LinearDrift) else "euler"
+    sigma = log_sigma.detach().exp()
+    if method == "exact":
+        if not isinstance(drift, LinearDrift):
+            raise ValueError("exact stationary sampling needs a linear drift; use method='euler'")
+        mean, cov = stationary_gaussian(drift.W, drift.b, shift, sigma)
+        return sample_gaussian(mean, cov, n, generator=generator)
+    if method != "euler":
+        raise ValueError(f"unknown sampling method {method!r}; use 'auto', 'exact' or 'euler'")
+    c = chains or max(n // 10, 1)
+    while n % c:
+        c -= 1
+    K, d = shift.shape
+    p = next(drift.parameters())
+    sh = shift.detach().to(p.dtype)
+    x = torch.zeros(K, 1, d, dtype=p.dtype, device=p.device)
+    with torch.no_grad():
+        for _ in range(relax_steps):
+            x = x + 0.1 * (drift(x) + sh[:, None, :])
+    _check_finite(x, 1e4, relax_steps)
+    return euler_maruyama(drift, sh, sigma.to(p.dtype), x.expand(K, c, d), n_samples=n,
+                          dt=dt, burn_in=burn_in, thin=thin, generator=generator)

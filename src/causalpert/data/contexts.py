@@ -1,0 +1,147 @@
+"""``Contexts``: cells grouped by context (control + one perturbation at one dose), as tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Contexts:
+    """Cells of K contexts, stored contiguously by context, plus per-context metadata.
+
+    Attributes:
+        x: cells [N, d] (float32), rows of context k are ``x[offsets[k]:offsets[k+1]]``.
+        offsets: [K + 1] int64 row offsets, offsets[0] = 0, offsets[-1] = N.
+        perturbations: perturbation name of each context (length K).
+        doses: dose of each context [K].
+        genes: gene names (length d).
+        control: index of the control (observational) context.
+    """
+
+    x: torch.Tensor
+    offsets: torch.Tensor
+    perturbations: tuple[str, ...]
+    doses: torch.Tensor
+    genes: tuple[str, ...]
+    control: int = 0
+
+    def __post_init__(self):
+        K = len(self.perturbations)
+        if self.x.dim() != 2:
+            raise ValueError(f"cells must be a [N, d] matrix, got shape {tuple(self.x.shape)}")
+        if len(self.genes) != self.x.shape[1]:
+            raise ValueError(f"{len(self.genes)} gene names for {self.x.shape[1]} columns")
+        if self.offsets.shape != (K + 1,) or self.doses.shape != (K,):
+            raise ValueError(f"offsets must be [K+1] and doses [K] for K={K} contexts")
+        if self.offsets[0] != 0 or self.offsets[-1] != self.x.shape[0]:
+            raise ValueError("offsets must start at 0 and end at the number of cells")
+        if (self.sizes < 2).any():
+            k = int(torch.argmin(self.sizes))
+            raise ValueError(
+                f"context {self.perturbations[k]!r} (dose {float(self.doses[k]):g}) has "
+                f"{int(self.sizes[k])} cell(s); every context needs at least 2 cells"
+            )
+        if not torch.isfinite(self.x).all():
+            raise ValueError("cells contain NaN or inf; remove or impute them before fitting")
+        if not 0 <= self.control < K:
+            raise ValueError(f"control index {self.control} out of range for {K} contexts")
+
+    @classmethod
+    def from_arrays(
+        cls,
+        x,
+        perturbation,
+        dose,
+        *,
+        control: str = "control",
+        genes=None,
+    ) -> Contexts:
+        """Group cells by (perturbation, dose); the control context comes first.
+
+        Args:
+            x: cells [N, d]. perturbation: [N] names. dose: [N] doses (ignored for control).
+            control: the perturbation name of control cells.
+            genes: d gene names (default g0, g1, ...).
+        """
+        x = np.asarray(x, dtype=np.float32)
+        pert = np.asarray(perturbation).astype(str)
+        dose = np.asarray(dose, dtype=np.float64)
+        if x.ndim != 2 or pert.shape != (x.shape[0],) or dose.shape != (x.shape[0],):
+            raise ValueError(
+                f"x must be [N, d] with N perturbation labels and doses; got x {x.shape}, "
+                f"perturbation {pert.shape}, dose {dose.shape}"
+            )
+        is_ctrl = pert == control
+        if not is_ctrl.any():
+            raise ValueError(f"no control cells: no cell has perturbation == {control!r}")
+        dose = np.where(is_ctrl, 0.0, dose)
+        keys = sorted({(p, d) for p, d in zip(pert[~is_ctrl], dose[~is_ctrl], strict=True)})
+        keys = [(control, 0.0), *keys]
+        index = {k: i for i, k in enumerate(keys)}
+        ctx = np.array([index[(p, d)] for p, d in zip(pert, dose, strict=True)])
+        order = np.argsort(ctx, kind="stable")
+        sizes = np.bincount(ctx, minlength=len(keys))
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        genes = tuple(str(g) for g in genes) if genes is not None else tuple(
+            f"g{j}" for j in range(x.shape[1])
+        )
+        return cls(
+            x=torch.from_numpy(x[order]),
+            offsets=torch.from_numpy(offsets.astype(np.int64)),
+            perturbations=tuple(k[0] for k in keys),
+            doses=torch.tensor([k[1] for k in keys], dtype=torch.float32),
+            genes=genes,
+            control=0,
+        )
+
+    @property
+    def n_contexts(self) -> int:
+        return len(self.perturbations)
+
+    @property
+    def n_genes(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def sizes(self) -> torch.Tensor:
+        """Cells per context [K]."""
+        return self.offsets[1:] - self.offsets[:-1]
+
+    def cells(self, k: int) -> torch.Tensor:
+        """Cells of context k [n_k, d]."""
+        return self.x[self.offsets[k] : self.offsets[k + 1]]
+
+    def means(self) -> torch.Tensor:
+        """Per-context mean [K, d]."""
+        sums = torch.zeros(self.n_contexts, self.n_genes, dtype=torch.float64)
+        ctx = torch.repeat_interleave(torch.arange(self.n_contexts), self.sizes)
+        sums.index_add_(0, ctx, self.x.double())
+        return (sums / self.sizes[:, None]).float()
+
+    def sample(
+        self, contexts: torch.Tensor, n_cells: int, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """n_cells drawn from each given context: [B, n_cells, d].
+
+        Without replacement (distinct cells, so U-statistics stay unbiased) when every chosen
+        context has at most ``exact_limit`` = 4096 cells; with replacement above that, where
+        repeats are rare. A context smaller than n_cells repeats cells. Memory is
+        O(B · min(max size, 4096) + B · n_cells · d), never the whole data.
+        """
+        sizes = self.sizes[contexts]
+        max_size = int(sizes.max())
+        B = len(contexts)
+        if max_size <= 4096:
+            keys = torch.rand(B, max_size, generator=generator)
+            keys[torch.arange(max_size)[None, :] >= sizes[:, None]] = 2.0
+            pick = keys.argsort(dim=1)[:, :n_cells] if n_cells <= max_size else None
+            if pick is None:
+                pick = torch.arange(n_cells)[None, :].expand(B, -1)
+            pick = pick % sizes[:, None]
+        else:
+            u = torch.rand(B, n_cells, generator=generator, dtype=torch.float64)
+            pick = (u * sizes[:, None]).long()
+        return self.x[self.offsets[contexts][:, None] + pick]

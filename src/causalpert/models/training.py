@@ -1,0 +1,79 @@
+"""The one training loop: Adam on a loss closure that returns named terms (all logged)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+
+from .._progress import progress_bar
+
+
+class FitDivergedError(RuntimeError):
+    """The loss became NaN or inf during fitting."""
+
+
+@dataclass
+class History:
+    """Loss terms recorded every ``log_every`` steps, plus wall time."""
+
+    step: list[int] = field(default_factory=list)
+    terms: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def record(self, step: int, terms: dict[str, torch.Tensor]) -> None:
+        self.step.append(step)
+        for k, v in terms.items():
+            self.terms.setdefault(k, []).append(float(v))
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "seconds": self.seconds, **self.terms}
+
+
+def train(
+    params: Iterable[torch.nn.Parameter],
+    loss_fn: Callable[[int], dict[str, torch.Tensor]],
+    *,
+    steps: int,
+    lr: float,
+    log_every: int = 50,
+    description: str = "fitting",
+    progress: bool | None = None,
+    lr_decay: float = 0.1,
+) -> History:
+    """Minimise ``loss_fn(step)["loss"]`` with Adam and a cosine decay to ``lr · lr_decay``.
+
+    ``loss_fn`` returns a dict of scalar tensors; ``"loss"`` is optimised, every term is logged.
+    Raises ``FitDivergedError`` with the step and the terms if the loss is not finite.
+    """
+    params = [p for p in params if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda t: lr_decay + (1 - lr_decay) * 0.5 * (1 + math.cos(math.pi * t / steps))
+    )
+    hist = History()
+    t0 = time.perf_counter()
+    with progress_bar(description, steps, enabled=progress) as advance:
+        for step in range(steps):
+            terms = loss_fn(step)
+            loss = terms["loss"]
+            if not torch.isfinite(loss):
+                shown = ", ".join(f"{k}={float(v):.3g}" for k, v in terms.items())
+                raise FitDivergedError(
+                    f"loss is not finite at step {step} ({shown}): lower the learning rate or "
+                    "check the data scale"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            status = ""
+            if step % log_every == 0 or step == steps - 1:
+                hist.record(step, {k: v.detach() for k, v in terms.items()})
+                status = f"loss {loss.item():.4g}"
+            advance(1, status=status or None)
+    hist.seconds = time.perf_counter() - t0
+    return hist

@@ -1,0 +1,81 @@
+"""The closed-form KDS against automatic differentiation of the kernel (float64)."""
+
+import pytest
+import torch
+
+from causalpert.core import LinearDrift, MLPDrift, kds, kds_autodiff
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+@pytest.mark.parametrize("estimator", ["u", "v", "linear"])
+def test_closed_form_matches_autodiff(model, estimator):
+    g = torch.Generator().manual_seed(1)
+    d, n = 5, 8
+    drift = (LinearDrift(d, init_scale=0.7, generator=g) if model == "linear"
+             else MLPDrift(d, hidden=3, init_scale=1.5, generator=g))
+    with torch.no_grad():
+        drift.b.normal_(generator=g)
+    for _ in range(3):  # random shifts and noise scales
+        x = torch.randn(n, d, generator=g) * 1.5
+        shift = torch.randn(d, generator=g) * 2
+        sigma2 = torch.rand(d, generator=g) * 2 + 0.1
+
+        def fn(z, shift=shift):
+            return drift(z) + shift
+
+        h = float(torch.rand(1, generator=g) * 2 + 0.5)
+        closed = kds(x[None], fn(x)[None], sigma2[None], bandwidth=h, estimator=estimator)
+        auto = kds_autodiff(x, fn, sigma2, bandwidth=h, estimator=estimator)
+        torch.testing.assert_close(closed[0], auto, rtol=1e-10, atol=1e-12)
+
+
+def test_batched_contexts_equal_one_by_one():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 10, 3, generator=g)
+    f = torch.randn(4, 10, 3, generator=g)
+    s2 = torch.rand(4, 3, generator=g) + 0.1
+    batched = kds(x, f, s2, bandwidth=1.3)
+    single = torch.stack([kds(x[k:k + 1], f[k:k + 1], s2[k:k + 1], bandwidth=1.3)[0]
+                          for k in range(4)])
+    torch.testing.assert_close(batched, single)
+
+
+def test_v_statistic_adds_the_diagonal_bias():
+    """V = ((n−1) U + mean of the diagonal) / n, and the diagonal term is positive."""
+    g = torch.Generator().manual_seed(2)
+    n = 6
+    x = torch.randn(1, n, 3, generator=g)
+    f = torch.randn(1, n, 3, generator=g)
+    s2 = torch.rand(1, 3, generator=g) + 0.1
+    u = kds(x, f, s2, bandwidth=1.0, estimator="u")
+    v = kds(x, f, s2, bandwidth=1.0, estimator="v")
+    diag = (f[0] ** 2).sum(-1) / 1.0 + 0.25 * ((s2**2).sum() * 2 + s2.sum() ** 2)  # r = 0
+    torch.testing.assert_close(v, ((n - 1) * u + diag.mean()) / n)
+
+
+def test_kds_is_small_at_the_true_drift_and_large_at_a_wrong_one():
+    """Samples of an OU process: the true drift has KDS ≈ 0, a mis-specified one does not."""
+    g = torch.Generator().manual_seed(3)
+    d, n = 3, 2000
+    x = torch.randn(1, n, d, generator=g) * (0.5**0.5)  # N(0, σ²/2) with σ = 1, f = −x
+    s2 = torch.ones(1, d)
+    true = kds(x, -x, s2, bandwidth=1.0)
+    wrong = kds(x, -x + 1.0, s2, bandwidth=1.0)
+    assert abs(float(true)) < 0.01
+    assert float(wrong) > 20 * abs(float(true))
+
+
+def test_bad_shapes_raise_one_line_errors():
+    with pytest.raises(ValueError, match=r"\[K, n, d\]"):
+        kds(torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(1, 2), bandwidth=1.0)
+    with pytest.raises(ValueError, match="unknown KDS estimator"):
+        kds(torch.zeros(1, 3, 2), torch.zeros(1, 3, 2), torch.ones(1, 2), bandwidth=1.0,
+            estimator="w")

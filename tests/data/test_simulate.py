@@ -1,0 +1,100 @@
+"""The paper-synthetic protocol: sizes, determinism, and a truth consistent with the cells."""
+
+import numpy as np
+import pytest
+import torch
+
+from causalpert.core import LinearDrift, hill, stationary_gaussian
+from causalpert.data import SyntheticDesign, simulate
+
+
+@pytest.fixture(scope="module")
+def linear0():
+    return simulate("paper-synthetic", sim="linear", seed=0)
+
+
+def test_split_sizes_follow_the_protocol(linear0):
+    obs = linear0.obs
+    counts = obs.groupby(["split", "perturbation"], observed=True).size()
+    assert linear0.n_vars == 20
+    assert (obs["split"] == "train").sum() == 8800
+    assert ((obs["perturbation"] == "control") & (obs["split"] == "train")).sum() == 800
+    ctx = obs.groupby(["split", "perturbation", "dose"], observed=True).size()
+    assert (ctx["train"].drop("control") == 50).all() and len(ctx["train"]) == 161
+    assert (ctx["id"] == 50).all() and len(ctx["id"]) == 160
+    assert (ctx["partial_ood"] == 200).all() and len(ctx["partial_ood"]) == 200
+    assert (ctx["full_ood"] == 200).all() and len(ctx["full_ood"]) == 80
+    assert set(counts["full_ood"].index).isdisjoint(counts["train"].index)
+    pood = sorted(obs.loc[obs["split"] == "partial_ood", "dose"].unique())
+    np.testing.assert_allclose(pood, [0.25, 0.75, 1.25, 1.75, 2.25])
+    feats = linear0.uns["perturbation_features"]
+    assert feats.shape == (60, 32)
+    assert set(obs["perturbation"].unique()) - {"control"} <= set(feats.index)
+
+
+def test_same_seed_same_data_other_seed_other_data(linear0):
+    again = simulate("paper-synthetic", sim="linear", seed=0)
+    np.testing.assert_array_equal(again.X, linear0.X)
+    assert again.obs.equals(linear0.obs)
+    np.testing.assert_array_equal(again.uns["perturbation_features"],
+                                  linear0.uns["perturbation_features"])
+    other = simulate("paper-synthetic", sim="linear", seed=1)
+    assert not np.allclose(other.X[:100], linear0.X[:100])
+
+
+def test_truth_explains_the_cells(linear0):
+    """Context means match −W⁻¹(b + a ⊙ H(c)) of the recorded truth."""
+    truth = linear0.uns["truth"]
+    p = truth["params"]
+    d = linear0.n_vars
+    drift = LinearDrift(d).double()
+    with torch.no_grad():
+        for k in ("w_off", "b", "log_sigma"):
+            getattr(drift, k).copy_(torch.from_numpy(np.asarray(p[k])))
+    assert truth["targets"].sum(1).between(1, 3).all()
+    amp = np.abs(truth["effects"].to_numpy()[truth["targets"].to_numpy()])
+    assert amp.min() >= 2 and amp.max() <= 5
+    name, dose = "pert_03", 1.5
+    hl = truth["hill"].loc[name]
+    H = float(hill(torch.tensor(dose), torch.tensor(hl["ec50"]),
+                   torch.tensor(hl["hill_coefficient"])))
+    shift = torch.from_numpy(truth["effects"].loc[name].to_numpy() * H)[None]
+    mean, _ = stationary_gaussian(drift.W, drift.b, shift, drift.log_sigma.exp()[None])
+    obs = linear0.obs
+    sel = (obs["perturbation"] == name) & (obs["dose"] == dose)  # train + id cells
+    x = linear0.X[sel.to_numpy()]
+    assert np.abs(x.mean(0) - mean[0].numpy()).max() < 4 * x.std(0).max() / np.sqrt(len(x))
+    G = np.asarray(truth["graph"])
+    assert np.array_equal(G != 0, np.asarray(truth["adjacency"]).astype(bool))
+
+
+def test_features_carry_the_mechanism(linear0):
+    """Perturbations with similar effect vectors have more similar features (not saturated)."""
+    f = linear0.uns["perturbation_features"].to_numpy()
+    assert np.abs(f).max() < 0.99  # tanh(0.25 · R z) is far from saturation
+    a = linear0.uns["truth"]["effects"].to_numpy()
+    fd = np.linalg.norm(f[:, None] - f[None], axis=-1)[np.triu_indices(60, 1)]
+    ad_ = np.linalg.norm(a[:, None] - a[None], axis=-1)[np.triu_indices(60, 1)]
+    assert np.corrcoef(fd, ad_)[0, 1] > 0.5
+
+
+def test_mlp_truth_small_design_is_deterministic():
+    design = SyntheticDesign(d=6, n_train_perturbations=4, n_ood_perturbations=2,
+                             n_control=40, n_train_cells=20, n_id_cells=20, n_test_cells=20)
+    a = simulate("paper-synthetic", sim="mlp", seed=3, design=design)
+    b = simulate("paper-synthetic", sim="mlp", seed=3, design=design)
+    np.testing.assert_array_equal(a.X, b.X)
+    assert np.isfinite(a.X).all() and a.n_obs == 40 + 16 * 20 + 16 * 20 + 20 * 20 + 8 * 20
+
+
+def test_single_target_protocol():
+    a = simulate("single-target", sim="linear", seed=0, design=SyntheticDesign(d=5))
+    assert a.n_obs == 800 + 5 * 200
+    assert np.array_equal(a.uns["truth"]["targets"].to_numpy(), np.eye(5, dtype=bool))
+
+
+def test_unknown_protocol_and_sim():
+    with pytest.raises(ValueError, match="unknown protocol"):
+        simulate("paper-synthetik")
+    with pytest.raises(ValueError, match="unknown ground truth"):
+        simulate(sim="cubic")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from causalpert.core import LinearDrift, MLPDrift, kds, kds_autodiff
+from causalpert.core import LinearDrift, MLPDrift, kds, kds_autodiff, kds_bernoulli
 
 
 @pytest.fixture(autouse=True)
@@ -79,3 +79,25 @@ def test_bad_shapes_raise_one_line_errors():
     with pytest.raises(ValueError, match="unknown KDS estimator"):
         kds(torch.zeros(1, 3, 2), torch.zeros(1, 3, 2), torch.ones(1, 2), bandwidth=1.0,
             estimator="w")
+
+
+@pytest.mark.parametrize("estimator", ["u", "v", "linear"])
+def test_bernoulli_expectation_matches_enumeration_over_masks(estimator):
+    """E_m[KDS(f + m ⊙ u)] in closed form equals the exact sum over all 2^d masks."""
+    import itertools
+
+    g = torch.Generator().manual_seed(4)
+    K, n, d = 2, 7, 3
+    x = torch.randn(K, n, d, generator=g)
+    f0 = torch.randn(K, n, d, generator=g)
+    s2 = torch.rand(K, d, generator=g) + 0.2
+    pi = torch.rand(K, d, generator=g)
+    u = torch.randn(K, d, generator=g) * 2
+    closed = kds_bernoulli(x, f0 + (pi * u)[:, None], pi * (1 - pi) * u**2, s2,
+                           bandwidth=1.4, estimator=estimator)
+    exact = torch.zeros(K)
+    for bits in itertools.product([0.0, 1.0], repeat=d):
+        m = torch.tensor(bits).expand(K, d)
+        p = (pi**m * (1 - pi) ** (1 - m)).prod(-1)
+        exact += p * kds(x, f0 + (m * u)[:, None], s2, bandwidth=1.4, estimator=estimator)
+    torch.testing.assert_close(closed, exact, rtol=1e-9, atol=1e-12)

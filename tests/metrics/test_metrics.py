@@ -102,12 +102,30 @@ def test_sinkhorn_properties_and_pot_reference(cells):
     assert sinkhorn(xo, xo[::-1]) == pytest.approx(0.0, abs=1e-6)
     shifted = sinkhorn(xo, xo + 2.0)
     assert shifted > 1.0
-    ref = ot.bregman.empirical_sinkhorn_divergence(xp, xo, 1.0, metric="sqeuclidean")
-    assert sinkhorn(xp, xo) == pytest.approx(float(ref), rel=1e-5)
-    ref2 = ot.bregman.empirical_sinkhorn_divergence(
-        xp, xo, 0.5, metric="sqeuclidean", method="sinkhorn_stabilized"
+    ref = ot.bregman.empirical_sinkhorn_divergence(
+        xp, xo, 1.0, metric="sqeuclidean", numIterMax=100_000, stopThr=1e-12
     )
-    assert sinkhorn(xp, xo, epsilon=0.5) == pytest.approx(float(ref2), rel=1e-5)
+    assert sinkhorn(xp, xo) == pytest.approx(float(ref), rel=1e-6)
+    ref2 = ot.bregman.empirical_sinkhorn_divergence(
+        xp, xo, 2.0, metric="sqeuclidean", numIterMax=100_000, stopThr=1e-12
+    )
+    assert sinkhorn(xp, xo, epsilon=2.0) == pytest.approx(float(ref2), rel=1e-6)
+    assert sinkhorn(xp, xo, epsilon=2.0) != pytest.approx(sinkhorn(xp, xo), rel=1e-3)
+
+
+def test_sinkhorn_small_epsilon_no_underflow():
+    rng = np.random.default_rng(2)
+    a, b = 10 * rng.normal(size=(40, 30)), 10 * rng.normal(size=(40, 30)) + 3.0
+    out = sinkhorn(a, b, epsilon=1.0)  # costs ~6000 ≫ ε: plain exp(-C/ε) would underflow
+
+    def ot_log(x, y):
+        w, v = np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y))
+        cost = ot.dist(x, y)
+        return float(ot.sinkhorn2(w, v, cost, 1.0, method="sinkhorn_log", numItermax=50_000))
+
+    ref = ot_log(a, b) - 0.5 * (ot_log(a, a) + ot_log(b, b))
+    assert out == pytest.approx(ref, rel=1e-6)
+    assert out > edist_sq(a, b) / 4  # ≈ W2² ≥ ‖Δμ‖² = edist_sq / 2
 
 
 def test_mean_metrics(cells):

@@ -6,7 +6,7 @@ Stationary-diffusion drifts, interventions, the KDS loss, dose response and samp
 from .dose import hill
 from .drift import DRIFTS, Drift, LinearDrift, MLPDrift
 from .interventions import Interventions, intervened_drift
-from .kds import ESTIMATORS, kds, kds_autodiff, stein_kernel_autodiff
+from .kds import ESTIMATORS, kds, kds_autodiff, kds_bernoulli, stein_kernel_autodiff
 from .linalg import UnstableDriftError, check_stable, max_real_eigenvalue, solve_lyapunov
 from .sampling import (
     SimulationDivergedError,
@@ -31,6 +31,7 @@ __all__ = [
     "intervened_drift",
     "kds",
     "kds_autodiff",
+    "kds_bernoulli",
     "max_real_eigenvalue",
     "sample_gaussian",
     "sample_stationary",

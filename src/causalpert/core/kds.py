@@ -69,6 +69,43 @@ def _stein_kernel(t: dict[str, torch.Tensor], D: torch.Tensor, h: float) -> torc
     return val * torch.exp(-t["rr"] / (2 * h2))
 
 
+def _check(x, f, sigma2):
+    if x.dim() != 3 or f.shape != x.shape or sigma2.shape != (x.shape[0], x.shape[2]):
+        raise ValueError(
+            f"kds expects x, f [K, n, d] and sigma2 [K, d]; got {tuple(x.shape)}, "
+            f"{tuple(f.shape)}, {tuple(sigma2.shape)}"
+        )
+    if x.shape[1] < 2:
+        raise ValueError("kds needs at least 2 cells per context")
+
+
+def _linear_terms(x, f, sigma2):
+    m = x.shape[1] // 2
+    xa, xb, fa, fb = x[:, :m], x[:, m : 2 * m], f[:, :m], f[:, m : 2 * m]
+    D1 = sigma2[:, None, :]
+    r = xa - xb
+    t = {
+        "rr": (r * r).sum(-1),
+        "rDr": (r * r * D1).sum(-1),
+        "rD2r": (r * r * D1 * D1).sum(-1),
+        "ff": (fa * fb).sum(-1),
+        "fx_r": (fa * r).sum(-1),
+        "fy_r": (fb * r).sum(-1),
+        "fxDr": (fa * D1 * r).sum(-1),
+        "fyDr": (fb * D1 * r).sum(-1),
+    }
+    return t, r
+
+
+def _pair_mean(gram: torch.Tensor, estimator: str) -> torch.Tensor:
+    """Mean of a [K, n, n] pair matrix over all pairs (V) or pairs a ≠ b (U)."""
+    n = gram.shape[-1]
+    if estimator == "v":
+        return gram.mean((-1, -2))
+    diag = torch.diagonal(gram, dim1=-2, dim2=-1).sum(-1)
+    return (gram.sum((-1, -2)) - diag) / (n * (n - 1))
+
+
 def kds(
     x: torch.Tensor,
     f: torch.Tensor,
@@ -91,37 +128,64 @@ def kds(
     Returns:
         KDS estimate per context [K].
     """
-    if x.dim() != 3 or f.shape != x.shape or sigma2.shape != (x.shape[0], x.shape[2]):
-        raise ValueError(
-            f"kds expects x, f [K, n, d] and sigma2 [K, d]; got {tuple(x.shape)}, "
-            f"{tuple(f.shape)}, {tuple(sigma2.shape)}"
-        )
-    n = x.shape[1]
-    if n < 2:
-        raise ValueError("kds needs at least 2 cells per context")
-    if estimator == "linear":
-        m = n // 2
-        xa, xb, fa, fb = x[:, :m], x[:, m : 2 * m], f[:, :m], f[:, m : 2 * m]
-        D1 = sigma2[:, None, :]
-        r = xa - xb
-        t = {
-            "rr": (r * r).sum(-1),
-            "rDr": (r * r * D1).sum(-1),
-            "rD2r": (r * r * D1 * D1).sum(-1),
-            "ff": (fa * fb).sum(-1),
-            "fx_r": (fa * r).sum(-1),
-            "fy_r": (fb * r).sum(-1),
-            "fxDr": (fa * D1 * r).sum(-1),
-            "fyDr": (fb * D1 * r).sum(-1),
-        }
-        return _stein_kernel(t, sigma2, bandwidth).mean(-1)
+    return kds_bernoulli(x, f, None, sigma2, bandwidth=bandwidth, estimator=estimator)
+
+
+def kds_bernoulli(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    shift_var: torch.Tensor | None,
+    sigma2: torch.Tensor,
+    *,
+    bandwidth: float,
+    estimator: str = "u",
+) -> torch.Tensor:
+    """E_s[KDS] for a random drift shift s with independent coordinates, in closed form.
+
+    KDS is quadratic in a constant shift s of the drift; its only quadratic part per pair is
+    sᵀ(I/h² − r rᵀ/h⁴)s · k(a, b). Hence, with f evaluated at the mean shift E[s],
+
+        E_s[KDS(s)] = KDS(E[s]) + Σ_j Var[s_j] · E_pairs[k (1/h² − r_j²/h⁴)].
+
+    For Bernoulli targets m_j ~ B(π_j) and shifts u_j: E[s] = π ⊙ u, Var[s] = π(1 − π) u², so
+    the expectation over masks is exact — no relaxation, no sampling noise.
+
+    Args:
+        x: cells [K, n, d]; f: drift at the mean shift, f(x) + E[s] [K, n, d].
+        shift_var: Var[s] [K, d], or None (a deterministic shift: plain KDS).
+        sigma2: σ_I² [K, d]. bandwidth, estimator: as in ``kds``.
+
+    Returns:
+        [K] expected KDS per context.
+    """
+    _check(x, f, sigma2)
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown KDS estimator {estimator!r}; choose one of {ESTIMATORS}")
-    gram = _stein_kernel(_pair_terms(x, f, x, f, sigma2), sigma2, bandwidth)  # [K, n, n]
-    if estimator == "v":
-        return gram.mean((-1, -2))
-    diag = torch.diagonal(gram, dim1=-2, dim2=-1).sum(-1)
-    return (gram.sum((-1, -2)) - diag) / (n * (n - 1))
+    h2 = bandwidth * bandwidth
+    if estimator == "linear":
+        t, r = _linear_terms(x, f, sigma2)
+        out = _stein_kernel(t, sigma2, bandwidth).mean(-1)
+        if shift_var is not None:
+            k = torch.exp(-t["rr"] / (2 * h2))[..., None]  # [K, m, 1]
+            curv = (k * (1 / h2 - r * r / h2**2)).mean(1)  # [K, d]
+            out = out + (shift_var * curv).sum(-1)
+        return out
+    t = _pair_terms(x, f, x, f, sigma2)
+    out = _pair_mean(_stein_kernel(t, sigma2, bandwidth), estimator)
+    if shift_var is not None:
+        k = torch.exp(-t["rr"] / (2 * h2))  # [K, n, n], symmetric
+        # Σ_ab k_ab (x_aj − x_bj)² = 2 Σ_a x_aj² κ_a − 2 Σ_a x_aj (K x)_aj, κ = K·1 (diag: r = 0)
+        kappa = k.sum(-1, keepdim=True)
+        kr2 = 2 * (x * x * kappa).sum(1) - 2 * (x * (k @ x)).sum(1)  # [K, d]
+        n = x.shape[1]
+        if estimator == "v":
+            mean_k, mean_kr2 = k.mean((-1, -2)), kr2 / n**2
+        else:
+            mean_k = (k.sum((-1, -2)) - n) / (n * (n - 1))
+            mean_kr2 = kr2 / (n * (n - 1))
+        curv = mean_k[:, None] / h2 - mean_kr2 / h2**2
+        out = out + (shift_var * curv).sum(-1)
+    return out
 
 
 def stein_kernel_autodiff(x, y, drift_fn, sigma2: torch.Tensor, *, bandwidth: float):

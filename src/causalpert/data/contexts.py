@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ class Contexts:
         doses: dose of each context [K].
         genes: gene names (length d).
         control: index of the control (observational) context.
+        features: perturbation features of each context [K, p] (control row: zeros), or None.
     """
 
     x: torch.Tensor
@@ -27,6 +29,7 @@ class Contexts:
     doses: torch.Tensor
     genes: tuple[str, ...]
     control: int = 0
+    features: torch.Tensor | None = None
 
     def __post_init__(self):
         K = len(self.perturbations)
@@ -46,6 +49,8 @@ class Contexts:
             )
         if not torch.isfinite(self.x).all():
             raise ValueError("cells contain NaN or inf; remove or impute them before fitting")
+        if self.features is not None and (self.features.dim() != 2 or len(self.features) != K):
+            raise ValueError(f"features must be [K={K}, p], got {tuple(self.features.shape)}")
         if not 0 <= self.control < K:
             raise ValueError(f"control index {self.control} out of range for {K} contexts")
 
@@ -95,6 +100,27 @@ class Contexts:
             doses=torch.tensor([k[1] for k in keys], dtype=torch.float32),
             genes=genes,
             control=0,
+        )
+
+    def with_features(self, features: torch.Tensor) -> Contexts:
+        """A copy carrying per-context features [K, p]."""
+        return dataclasses.replace(self, features=features)
+
+    def subset(self, keep) -> Contexts:
+        """The contexts ``keep`` (indices; must include the control), re-indexed in that order."""
+        keep = [int(k) for k in keep]
+        if self.control not in keep:
+            raise ValueError("a subset of contexts must keep the control context")
+        parts = [self.cells(k) for k in keep]
+        sizes = torch.tensor([len(p) for p in parts])
+        return Contexts(
+            x=torch.cat(parts),
+            offsets=torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)]),
+            perturbations=tuple(self.perturbations[k] for k in keep),
+            doses=self.doses[keep],
+            genes=self.genes,
+            control=keep.index(self.control),
+            features=None if self.features is None else self.features[keep],
         )
 
     @property

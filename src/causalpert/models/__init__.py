@@ -1,7 +1,36 @@
-"""Models: the causal fit with known targets (and, later, GIM and baselines)."""
+"""Models: GIM and the baselines behind one interface (``PerturbationModel``), the known-target
+causal fit, training configuration and checkpoints."""
 
+from .base import NotFittedError, PerturbationModel
 from .causal import CausalFit, fit_causal
+from .checkpoint import CheckpointError
 from .config import FitConfig
 from .training import FitDivergedError, History
 
-__all__ = ["CausalFit", "FitConfig", "FitDivergedError", "History", "fit_causal"]
+#: name → model class; every entry implements fit / predict (+ target_probabilities, graph).
+MODELS: dict[str, type[PerturbationModel]] = {}
+
+
+def register(cls: type[PerturbationModel]) -> type[PerturbationModel]:
+    """Class decorator adding a model to ``MODELS`` under ``cls.name``."""
+    MODELS[cls.name] = cls
+    return cls
+
+
+__all__ = [
+    "MODELS",
+    "CausalFit",
+    "CheckpointError",
+    "FitConfig",
+    "FitDivergedError",
+    "History",
+    "NotFittedError",
+    "PerturbationModel",
+    "fit_causal",
+    "register",
+]
+
+from . import gim as _gim  # noqa: E402  (registers GIM)
+
+GIM = _gim.GIM
+__all__ += ["GIM"]

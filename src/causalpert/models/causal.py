@@ -4,6 +4,7 @@ Each context k has known targets m_k and free shifts u_k (and optionally log-sca
 drift θ and the u_k are fitted jointly by minimising
 
     L = w₀ · KDS(D₀; θ, ∅) + mean_{k ∈ batch} KDS(D_k; θ, (m_k, u_k, ℓ_k)) + λ_G · R(θ)
+        [+ λ_u · mean_k ‖m_k ⊙ u_k‖₁ / d]
 
 over minibatches of contexts and cells.
 """
@@ -131,8 +132,11 @@ def fit_causal(
         k_pert = context_kds(batch, config.cells_per_context).mean() if B else k_ctrl * 0
         sparsity = drift.sparsity()
         loss = config.control_weight * k_ctrl + k_pert + config.lambda_graph * sparsity
-        return {"loss": loss, "kds_control": k_ctrl, "kds_perturbed": k_pert,
-                "sparsity": sparsity}
+        terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert, "sparsity": sparsity}
+        if config.lambda_shift > 0:
+            terms["shift_l1"] = (shift[batch] * m[batch]).abs().sum(-1).mean() / d
+            loss = loss + config.lambda_shift * terms["shift_l1"]
+        return {"loss": loss, **terms}
 
     hist = train(params, loss_fn, steps=config.steps, lr=config.lr, log_every=config.log_every,
                  description=f"fitting {causal} causal model", progress=progress)

@@ -24,6 +24,21 @@ class FitConfig:
         learn_scales: learn per-context log noise-scale changes ℓ on targets.
         warm_start: start shifts at the mean differences and b, σ at the control moments.
         log_every: record the loss history every this many steps.
+        lambda_targets: λ_T, weight of the mean target probability Σ_j π_j / d (GIM).
+        target_prior: initial target probability of every gene (GIM).
+        mask_estimator: how GIM averages over Bernoulli targets: ``"exact"`` (closed-form
+            expectation of the KDS, ``core.kds_bernoulli``) or ``"concrete"`` (relaxed
+            Bernoulli samples with temperature annealed from ``tau_start`` to ``tau_end``).
+        head: GIM effect head, ``"hill"`` (u = a(γ) · H(c; K(γ), n(γ))) or ``"mlp"``
+            (u = MLP(γ, c), the ablation).
+        gim_hidden: hidden units of the GIM trunk on the features (0: heads linear in γ).
+        weight_decay: L2 weight decay of the GIM network (AdamW-style, decoupled).
+        stability_margin: keep max Re eig(W) ≤ −margin (linear model) ...
+        stability_weight: ... through the penalty weight · relu(max Re eig(W) + margin)².
+        standardize: fit in control-standardised coordinates (x − μ₀)/s₀ (GIM).
+        lr_gim: learning rate of the GIM network (θ uses ``lr``).
+        lambda_shift: L1 weight on free per-context shifts, mean_k Σ_j |u_kj| / d
+            (``fit_causal``; the free-causal baseline).
     """
 
     steps: int = 3000
@@ -40,6 +55,19 @@ class FitConfig:
     learn_scales: bool = False
     warm_start: bool = True
     log_every: int = 50
+    lambda_targets: float = 0.02
+    target_prior: float = 0.1
+    mask_estimator: str = "exact"
+    tau_start: float = 1.0
+    tau_end: float = 0.1
+    head: str = "hill"
+    gim_hidden: int = 0
+    weight_decay: float = 1e-3
+    stability_margin: float = 0.05
+    stability_weight: float = 10.0
+    standardize: bool = True
+    lr_gim: float = 0.01
+    lambda_shift: float = 0.0
 
     def __post_init__(self):
         if self.estimator not in ("u", "v", "linear"):
@@ -47,6 +75,13 @@ class FitConfig:
         if isinstance(self.bandwidth, str) and self.bandwidth != "median":
             raise ValueError(f"bandwidth must be a positive number or 'median', got "
                              f"{self.bandwidth!r}")
+        if self.mask_estimator not in ("exact", "concrete"):
+            raise ValueError(f"mask_estimator must be 'exact' or 'concrete', got "
+                             f"{self.mask_estimator!r}")
+        if self.head not in ("hill", "mlp"):
+            raise ValueError(f"head must be 'hill' or 'mlp', got {self.head!r}")
+        if not 0 < self.target_prior < 1:
+            raise ValueError(f"target_prior must be in (0, 1), got {self.target_prior}")
         for name in ("steps", "batch_contexts", "cells_per_context", "control_cells"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")

@@ -34,7 +34,7 @@ class History:
 
 
 def train(
-    params: Iterable[torch.nn.Parameter],
+    params: Iterable[torch.nn.Parameter] | list[dict],
     loss_fn: Callable[[int], dict[str, torch.Tensor]],
     *,
     steps: int,
@@ -44,13 +44,20 @@ def train(
     progress: bool | None = None,
     lr_decay: float = 0.1,
 ) -> History:
-    """Minimise ``loss_fn(step)["loss"]`` with Adam and a cosine decay to ``lr · lr_decay``.
+    """Minimise ``loss_fn(step)["loss"]`` with AdamW and a cosine decay to ``lr · lr_decay``.
 
-    ``loss_fn`` returns a dict of scalar tensors; ``"loss"`` is optimised, every term is logged.
+    ``params`` is a list of parameters or of AdamW parameter groups (dicts with their own
+    ``lr`` / ``weight_decay``; weight decay defaults to 0). ``loss_fn`` returns a dict of scalar
+    tensors; ``"loss"`` is optimised, every term is logged.
     Raises ``FitDivergedError`` with the step and the terms if the loss is not finite.
     """
-    params = [p for p in params if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        groups = [{"weight_decay": 0.0, **g, "params": [p for p in g["params"] if p.requires_grad]}
+                  for g in params]
+    else:
+        groups = [{"params": [p for p in params if p.requires_grad], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda t: lr_decay + (1 - lr_decay) * 0.5 * (1 + math.cos(math.pi * t / steps))
     )

@@ -1,0 +1,24 @@
+"""Printing a benchmark summary: one row per method, the headline metrics as columns."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+#: (split, metric) columns shown in the printed table, in order.
+HEADLINE = (
+    ("id", "edist_rel"), ("id", "edist"), ("partial_ood", "edist"), ("partial_ood", "edist_rel"),
+    ("full_ood", "edist"), ("full_ood", "edist_rel"), ("id", "target_auprc"),
+    ("full_ood", "target_auroc"), ("graph", "graph_auprc"), ("train", "fit_seconds"),
+)
+
+
+def headline_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Methods × headline columns with "mean ± sd" strings (sd over seeds)."""
+    cells = {}
+    for _, r in summary.iterrows():
+        key = (r["split"], r["metric"])
+        if key in HEADLINE:
+            cells.setdefault(r["method"], {})[f"{key[0]}:{key[1]}"] = (
+                f"{r['mean']:.3f} ± {r['sd']:.3f}" if r["n_seeds"] > 1 else f"{r['mean']:.3f}")
+    cols = [f"{s}:{m}" for s, m in HEADLINE if any(f"{s}:{m}" in v for v in cells.values())]
+    return pd.DataFrame.from_dict(cells, orient="index").reindex(columns=cols).fillna("—")

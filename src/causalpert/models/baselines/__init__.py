@@ -1,0 +1,16 @@
+"""Baselines (method.md §6): the yardstick every causal model is compared against.
+
+Importing this package registers each baseline in ``causalpert.models.MODELS``:
+
+- ``control`` (:class:`ControlBaseline`): the control cells, whatever the perturbation.
+- ``additive`` (:class:`AdditiveBaseline`): ridge regression (γ, c) → mean shift Δμ.
+- ``mlp`` (:class:`MLPBaseline`): MLP (γ, c) → (Δμ, log-scale s), energy-distance loss.
+- ``de`` (:class:`DEBaseline`): differential-expression target ranking (no cells).
+"""
+
+from .additive import AdditiveBaseline
+from .control import ControlBaseline
+from .de import DEBaseline
+from .mlp import MLPBaseline
+
+__all__ = ["AdditiveBaseline", "ControlBaseline", "DEBaseline", "MLPBaseline"]

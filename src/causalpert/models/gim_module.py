@@ -1,0 +1,75 @@
+"""The GIM network q_φ(I | γ, c) on tensors: target probabilities and dose-dependent shifts.
+
+    π(γ) = sigmoid(g(γ))                          what a drug hits does not depend on dose
+    u(γ, c) = a(γ) · H(c; K(γ), n(γ))             Hill head: monotone, H(0) = 0, saturating
+    u(γ, c) = MLP([t(γ), c])                       generic head (ablation)
+
+γ is standardised by the caller. The trunk t(γ) is the identity (heads linear in γ) or one
+hidden SiLU layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..core import hill
+
+
+class InterventionNet(nn.Module):
+    """Maps features [K, p] and doses [K] to target logits [K, d] and shifts u [K, d].
+
+    Args:
+        p: feature dimension. d: genes.
+        hidden: trunk width (0: no trunk, heads linear in γ).
+        head: ``"hill"`` or ``"mlp"``.
+        dose_scale: typical dose; the EC50 starts there.
+        target_prior: initial π of every gene.
+    """
+
+    def __init__(self, p: int, d: int, *, hidden: int = 0, head: str = "hill",
+                 dose_scale: float = 1.0, target_prior: float = 0.1):
+        super().__init__()
+        self.head = head
+        self.trunk = (nn.Sequential(nn.Linear(p, hidden), nn.SiLU()) if hidden
+                      else nn.Identity())
+        width = hidden or p
+        self.target = nn.Linear(width, d)
+        nn.init.zeros_(self.target.weight)
+        nn.init.constant_(self.target.bias, math.log(target_prior / (1 - target_prior)))
+        if head == "hill":
+            self.amplitude = nn.Linear(width, d)
+            self.log_ec50 = nn.Linear(width, d)
+            self.hill_raw = nn.Linear(width, d)
+            for lin in (self.amplitude, self.log_ec50, self.hill_raw):
+                nn.init.zeros_(lin.weight)
+            nn.init.zeros_(self.amplitude.bias)
+            nn.init.constant_(self.log_ec50.bias, math.log(max(dose_scale, 1e-6)))
+            nn.init.zeros_(self.hill_raw.bias)  # n starts at 0.5 + 4/3 ≈ 1.8
+        elif head == "mlp":
+            self.effect = nn.Sequential(nn.Linear(width + 1, 64), nn.SiLU(), nn.Linear(64, d))
+            nn.init.zeros_(self.effect[-1].weight)
+            nn.init.zeros_(self.effect[-1].bias)
+            self.dose_scale = dose_scale
+        else:
+            raise ValueError(f"head must be 'hill' or 'mlp', got {head!r}")
+
+    def hill_parameters(self, F: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Amplitude a, EC50 K and Hill coefficient n ∈ (0.5, 4.5), each [K, d] (Hill head)."""
+        t = self.trunk(F)
+        return (self.amplitude(t), self.log_ec50(t).clamp(-8, 8).exp(),
+                0.5 + 4.0 * torch.sigmoid(self.hill_raw(t) - 0.6931))
+
+    def forward(self, F: torch.Tensor, doses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Target logits [K, d] and shifts u [K, d] for features F [K, p] and doses [K]."""
+        t = self.trunk(F)
+        logits = self.target(t)
+        if self.head == "hill":
+            a, K, n = self.hill_parameters(F)
+            u = a * hill(doses[:, None], K, n)
+        else:
+            c = doses[:, None] / self.dose_scale
+            u = self.effect(torch.cat([t, c], dim=-1)) * (doses[:, None] > 0)
+        return logits, u

@@ -8,14 +8,17 @@ Public API (AnnData in, AnnData/DataFrame out)::
 
 from . import core, datasets, metrics
 from .data import Contexts, SyntheticDesign, simulate
-from .models import CausalFit, FitConfig, fit_causal
+from .models import GIM, MODELS, CausalFit, FitConfig, PerturbationModel, fit_causal
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GIM",
+    "MODELS",
     "CausalFit",
     "Contexts",
     "FitConfig",
+    "PerturbationModel",
     "SyntheticDesign",
     "__version__",
     "core",

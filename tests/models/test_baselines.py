@@ -10,8 +10,8 @@ from causalpert.benchmark.evaluate import iter_contexts
 from causalpert.data import SyntheticDesign, simulate
 from causalpert.metrics import edist, edist_rel, target_auroc
 from causalpert.models import MODELS, CheckpointError, PerturbationModel
-from causalpert.models.baselines.additive import ridge_path
 from causalpert.models.baselines.mlp import energy_distance
+from causalpert.models.ridge import ridge_path
 
 TRAIN_PERTS = [f"pert_{i:02d}" for i in range(40)]
 

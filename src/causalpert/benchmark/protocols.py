@@ -38,11 +38,11 @@ class ProtocolData:
     fit_kwargs: dict = field(default_factory=dict)
 
 
-def paper_synthetic(*, sim: str = "linear", seed: int = 0) -> ProtocolData:
+def paper_synthetic(*, sim: str = "linear", seed: int = 0, design=None) -> ProtocolData:
     """Protocol ``paper-synthetic`` (docs/benchmarks.md): train on ``train``, score ``id``,
     ``partial_ood`` and ``full_ood``; targets of training perturbations are scored under
     ``id``, those of new perturbations (features only) under ``full_ood``."""
-    adata = simulate("paper-synthetic", sim=sim, seed=seed)
+    adata = simulate("paper-synthetic", sim=sim, seed=seed, design=design)
     split = adata.obs["split"]
     train = adata[split == "train"].copy()
     ctrl = train[train.obs["perturbation"] == "control"]
@@ -61,8 +61,9 @@ def paper_synthetic(*, sim: str = "linear", seed: int = 0) -> ProtocolData:
     )
 
 
-def load_protocol(name: str, *, sim: str = "linear", seed: int = 0) -> ProtocolData:
-    """The data of protocol ``name`` for ``seed``."""
+def load_protocol(name: str, *, sim: str = "linear", seed: int = 0, design=None
+                  ) -> ProtocolData:
+    """The data of protocol ``name`` for ``seed`` (``design``: smaller sizes, tests only)."""
     if name == "paper-synthetic":
-        return paper_synthetic(sim=sim, seed=seed)
+        return paper_synthetic(sim=sim, seed=seed, design=design)
     raise ValueError(f"unknown protocol {name!r}; choose one of {PROTOCOL_NAMES}")

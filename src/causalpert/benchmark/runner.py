@@ -51,10 +51,11 @@ def make_model(method: str, *, seed: int, sim: str | None = None, **overrides):
     return MODELS[name](seed=seed, **options)
 
 
-def run_one(protocol: str, sim: str, method: str, seed: int, *, progress=False) -> list[dict]:
+def run_one(protocol: str, sim: str, method: str, seed: int, *, progress=False, design=None,
+            overrides: dict | None = None) -> list[dict]:
     """Fit one (method, seed) and return its tidy rows."""
-    data = load_protocol(protocol, sim=sim, seed=seed)
-    model = make_model(method, seed=seed, sim=sim)
+    data = load_protocol(protocol, sim=sim, seed=seed, design=design)
+    model = make_model(method, seed=seed, sim=sim, **(overrides or {}).get(method, {}))
     t0 = time.perf_counter()
     model.fit(data.train, progress=progress, **data.fit_kwargs)
     rows = [{"split": "train", "context": "all", "metric": "fit_seconds",
@@ -100,9 +101,14 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def run_benchmark(*, protocol: str, sim: str, methods: list[str], seeds: list[int],
-                  out: str | Path, workers: int = 1, progress: bool | None = None
+                  out: str | Path, workers: int = 1, progress: bool | None = None,
+                  design=None, overrides: dict | None = None
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run every (method, seed), write results.csv/json and summary.csv into ``out``."""
+    """Run every (method, seed), write results.csv/json and summary.csv into ``out``.
+
+    ``overrides`` maps a method to extra model options (e.g. fewer steps in tests); ``design``
+    shrinks the synthetic data (tests only; protocol runs use the full design).
+    """
     from .._progress import progress_bar
 
     for m in methods:
@@ -110,7 +116,7 @@ def run_benchmark(*, protocol: str, sim: str, methods: list[str], seeds: list[in
             raise ValueError(f"unknown method {m!r}; choose from {sorted(METHODS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(protocol, sim, m, s) for s in seeds for m in methods]
+    jobs = [(protocol, sim, m, s, design, overrides) for s in seeds for m in methods]
     rows: list[dict] = []
     with progress_bar(f"benchmark {protocol} ({sim})", len(jobs), enabled=progress) as advance:
         if workers > 1:
@@ -135,7 +141,8 @@ def run_benchmark(*, protocol: str, sim: str, methods: list[str], seeds: list[in
 
 
 def _run_job(job) -> list[dict]:
-    return run_one(*job)
+    protocol, sim, method, seed, design, overrides = job
+    return run_one(protocol, sim, method, seed, design=design, overrides=overrides)
 
 
 def _one_thread() -> None:

@@ -173,22 +173,28 @@ def _entropic_ot(a: np.ndarray, b: np.ndarray, eps: float) -> float:
     import ot
 
     cost = cdist(a, b, "sqeuclidean")
-    wa = np.full(a.shape[0], 1.0 / a.shape[0])
-    wb = np.full(b.shape[0], 1.0 / b.shape[0])
-    tol = 1.0 / np.sqrt(b.shape[0])  # ‖wb‖₂: marginal errors are relative to it
+    n, m = cost.shape
+    wa, wb = np.full(n, 1.0 / n), np.full(m, 1.0 / m)
+    tol = 1.0 / np.sqrt(m)  # ‖wb‖₂: marginal errors are relative to it
     alpha = cost.min(axis=1)
     beta = (cost - alpha[:, None]).min(axis=0)
+
+    def start(reg: float) -> tuple[np.ndarray, np.ndarray]:
+        # POT's stabilized solver restarts its scalings at u = 1/n, v = 1/m; shift the
+        # potentials so the warm-started plan is exp(−(C − α − β)/reg) itself.
+        return alpha + reg * np.log(n), beta + reg * np.log(m)
+
     stage_eps = max(eps, float(cost.max()))
     while stage_eps > eps:
         _, log = ot.bregman.sinkhorn_stabilized(
             wa, wb, cost, stage_eps, numItermax=100, stopThr=1e-3 * tol,
-            warmstart=(alpha, beta), log=True, warn=False,
+            warmstart=start(stage_eps), log=True, warn=False,
         )  # fmt: skip
         alpha, beta = log["alpha"], log["beta"]
         stage_eps = max(eps, 0.5 * stage_eps)
     loss = ot.sinkhorn2(
         wa, wb, cost, eps, method="sinkhorn_stabilized", numItermax=SINKHORN_MAX_ITER,
-        stopThr=1e-5 * tol, warmstart=(alpha, beta), warn=True,
+        stopThr=1e-5 * tol, warmstart=start(eps), warn=True,
     )  # fmt: skip
     return float(loss)
 
@@ -200,9 +206,10 @@ def sinkhorn(x_pred: ArrayLike, x_obs: ArrayLike, *, epsilon: float = SINKHORN_E
     cost of the entropic plan P_ε and C_ab = ‖x_a − y_b‖² (POT's ``empirical_sinkhorn2``
     convention). ε is in the units of the squared cost, so report it (`SINKHORN_EPSILON`).
     Solved with POT's log-stabilized Sinkhorn (``method="sinkhorn_stabilized"``) with
-    ε-scaling and c-transform warm starts, so ε ≪ costs neither underflows nor stalls; stops
-    at relative marginal error 1e-5 (POT warns if `SINKHORN_MAX_ITER` is hit). As in POT, the
-    result is clipped at 0. Quadratic memory in the number of cells.
+    ε-scaling and c-transform warm starts, so ε ≪ costs does not underflow; stops at relative
+    marginal error 1e-5 (~1e-5 relative accuracy; POT warns if `SINKHORN_MAX_ITER` is hit).
+    As in POT, the result is clipped at 0. Quadratic time and memory in the number of cells
+    (~3 s for 1000 × 1000 cells in 50-D at ε = 1).
 
     Args:
         x_pred: Predicted cells [n, d].

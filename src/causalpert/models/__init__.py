@@ -30,7 +30,8 @@ __all__ = [
     "register",
 ]
 
-from . import gim as _gim  # noqa: E402  (registers GIM)
+# registration needs MODELS and register above
+from . import baselines  # noqa: E402
+from .gim import GIM  # noqa: E402
 
-GIM = _gim.GIM
-__all__ += ["GIM"]
+__all__ += ["GIM", "baselines"]

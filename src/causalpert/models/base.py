@@ -20,7 +20,19 @@ from ..data.features import resolve_features
 from ..data.prepare import prepare
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-PREDICT_MODES = ("map", "sample")
+PREDICT_MODES = ("map", "mean", "sample")
+
+
+def broadcast_doses(doses, n: int) -> np.ndarray:
+    """One finite dose ≥ 0 per perturbation [n] from a scalar or a length-n sequence."""
+    try:
+        out = np.array(np.broadcast_to(np.asarray(doses, dtype=np.float64), (n,)))
+    except ValueError:
+        raise ValueError(f"give one dose for all or one per perturbation ({n}), got "
+                         f"{np.shape(doses)}") from None
+    if not np.isfinite(out).all() or (out < 0).any():
+        raise ValueError("doses must be finite and ≥ 0")
+    return out
 
 
 class NotFittedError(RuntimeError):
@@ -37,6 +49,8 @@ class PerturbationModel:
     name: ClassVar[str] = "base"
     has_target_scores: ClassVar[bool] = False
     has_graph: ClassVar[bool] = False
+    #: ``_predict`` also receives ``perturbations=`` (names), e.g. to use per-perturbation fits.
+    predict_uses_names: ClassVar[bool] = False
 
     def __init__(self, *, seed: int = 0, **options):
         self.seed = seed
@@ -136,8 +150,9 @@ class PerturbationModel:
             doses: one dose per perturbation, or one dose for all.
             features: DataFrame indexed by perturbation name, needed for unseen ones.
             n_cells: cells per (perturbation, dose).
-            mode: ``"map"`` (most likely intervention) or ``"sample"`` (a fresh intervention
-                drawn from the intervention distribution per cell batch).
+            mode: ``"map"`` (most likely intervention), ``"mean"`` (the expected intervention)
+                or ``"sample"`` (a fresh intervention drawn from the intervention distribution
+                per batch of cells). Models with deterministic interventions ignore it.
             seed: sampling seed (default: the model's seed).
 
         Returns:
@@ -149,13 +164,13 @@ class PerturbationModel:
         if n_cells < 1:
             raise ValueError(f"n_cells must be ≥ 1, got {n_cells}")
         perturbations = [str(p) for p in perturbations]
-        doses = np.array(np.broadcast_to(np.asarray(doses, dtype=np.float64), (len(perturbations),)))
-        if not np.isfinite(doses).all() or (doses < 0).any():
-            raise ValueError("doses must be finite and ≥ 0")
+        doses = broadcast_doses(doses, len(perturbations))
         F = self._features_for(perturbations, features)
         g = torch.Generator().manual_seed(self.seed if seed is None else seed)
         with torch.no_grad():
-            X = self._predict(F, torch.as_tensor(doses, dtype=torch.float32), n_cells, mode, g)
+            kw = {"perturbations": perturbations} if self.predict_uses_names else {}
+            X = self._predict(F, torch.as_tensor(doses, dtype=torch.float32), n_cells, mode, g,
+                              **kw)
         X = np.asarray(X, dtype=np.float32).reshape(-1, len(self.genes_))
         obs = pd.DataFrame({
             "perturbation": pd.Categorical(np.repeat(perturbations, n_cells)),

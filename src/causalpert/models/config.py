@@ -37,6 +37,10 @@ class FitConfig:
         stability_weight: ... through the penalty weight · relu(max Re eig(W) + margin)².
         standardize: fit in control-standardised coordinates (x − μ₀)/s₀ (GIM).
         lr_gim: learning rate of the GIM network (θ uses ``lr``).
+        variant: GIM training scheme: ``"latent"`` (variant A: free Hill-tied interventions per
+            training perturbation through the KDS, then the feature heads fitted to them by
+            ridge with leave-one-perturbation-out CV) or ``"joint"`` (the feature network
+            trained end to end through the KDS).
         lambda_shift: L1 weight on free per-context shifts, mean_k Σ_j |u_kj| / d
             (``fit_causal``; the free-causal baseline).
     """
@@ -68,6 +72,7 @@ class FitConfig:
     standardize: bool = True
     lr_gim: float = 0.01
     lambda_shift: float = 0.0
+    variant: str = "latent"
 
     def __post_init__(self):
         if self.estimator not in ("u", "v", "linear"):
@@ -78,6 +83,11 @@ class FitConfig:
         if self.mask_estimator not in ("exact", "concrete"):
             raise ValueError(f"mask_estimator must be 'exact' or 'concrete', got "
                              f"{self.mask_estimator!r}")
+        if self.variant not in ("latent", "joint"):
+            raise ValueError(f"variant must be 'latent' or 'joint', got {self.variant!r}")
+        if self.variant == "latent" and self.head != "hill":
+            raise ValueError("variant='latent' uses the Hill head; use variant='joint' for "
+                             "head='mlp'")
         if self.head not in ("hill", "mlp"):
             raise ValueError(f"head must be 'hill' or 'mlp', got {self.head!r}")
         if not 0 < self.target_prior < 1:

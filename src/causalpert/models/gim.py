@@ -15,16 +15,16 @@ from __future__ import annotations
 import dataclasses
 
 import anndata as ad
-import numpy as np
 import torch
 
 from ..core import kds, kds_bernoulli, max_real_eigenvalue, sample_stationary
 from ..data.contexts import Contexts
 from . import register
-from .base import PerturbationModel
+from .base import PerturbationModel, broadcast_doses
 from .causal import make_drift, median_bandwidth, warm_start_drift
 from .config import FitConfig
-from .gim_module import InterventionNet
+from .gim_module import RAW_KEYS, InterventionNet, LatentInterventions, hill_shift
+from .ridge import RidgeFit, fit_ridge_cv
 from .training import train
 
 
@@ -55,6 +55,7 @@ class GIM(PerturbationModel):
     name = "gim"
     has_target_scores = True
     has_graph = True
+    predict_uses_names = True
 
     def __init__(self, *, causal: str = "linear", seed: int = 0,
                  config: FitConfig | dict | None = None, **knobs):
@@ -66,13 +67,19 @@ class GIM(PerturbationModel):
         self.causal, self.config = causal, cfg
 
     # ---------------------------------------------------------------- build
-    def _build(self, d: int, p: int, dose_scale: float) -> None:
+    def _build(self, d: int, p: int, dose_scale: float, seen: list[str]) -> None:
+        cfg = self.config
         g = torch.Generator().manual_seed(self.seed)
-        self.drift = make_drift(self.causal, d, self.config, g)
+        self.drift = make_drift(self.causal, d, cfg, g)
         torch.manual_seed(self.seed)
-        self.net = InterventionNet(p, d, hidden=self.config.gim_hidden, head=self.config.head,
-                                   dose_scale=dose_scale, target_prior=self.config.target_prior)
+        if cfg.variant == "latent":
+            self.net = LatentInterventions(len(seen), d, dose_scale=dose_scale,
+                                           target_prior=cfg.target_prior)
+        else:
+            self.net = InterventionNet(p, d, hidden=cfg.gim_hidden, head=cfg.head,
+                                       dose_scale=dose_scale, target_prior=cfg.target_prior)
         self.dose_scale_ = dose_scale
+        self.seen_ = list(seen)
 
     def _fit(self, contexts: Contexts, *, adata: ad.AnnData, progress) -> None:
         cfg = self.config
@@ -90,8 +97,20 @@ class GIM(PerturbationModel):
         self.f_sd_ = F[pert].std(0).nan_to_num(1.0).clamp_min(1e-6)
         Fz = (F - self.f_mean_) / self.f_sd_
         doses = z.doses
-        self._build(z.n_genes, F.shape[1], float(doses[pert].median()))
+        seen = sorted({z.perturbations[k] for k in pert.tolist()})
+        pidx = torch.tensor([seen.index(p) if k != z.control else -1
+                             for k, p in enumerate(z.perturbations)])
+        self._build(z.n_genes, F.shape[1], float(doses[pert].median()), seen)
         warm_start_drift(self.drift, z.cells(z.control))
+        latent = cfg.variant == "latent"
+        if latent and cfg.warm_start:  # amplitudes start at the mean shift of the top dose
+            means = z.means()
+            with torch.no_grad():
+                for k in pert.tolist():
+                    p = pidx[k]
+                    top = max((j for j in pert.tolist() if pidx[j] == p), key=lambda j: doses[j])
+                    if k == top:
+                        self.net.amplitude[p] = means[k] - means[z.control]
         h = (median_bandwidth(z.cells(z.control)) if cfg.bandwidth == "median"
              else float(cfg.bandwidth))
         self.bandwidth_ = h
@@ -107,7 +126,7 @@ class GIM(PerturbationModel):
             k_ctrl = kds(x0, drift(x0), s2, bandwidth=h, estimator=cfg.estimator).mean()
             idx = pert[torch.randperm(len(pert), generator=g)[:B]]
             x = z.sample(idx, cfg.cells_per_context, generator=g)
-            logits, u = net(Fz[idx], doses[idx])
+            logits, u = net(pidx[idx], doses[idx]) if latent else net(Fz[idx], doses[idx])
             pi = torch.sigmoid(logits)
             s2b = s2.expand(B, -1)
             if cfg.mask_estimator == "exact":
@@ -137,6 +156,19 @@ class GIM(PerturbationModel):
                               description=f"fitting GIM ({self.causal})")
         self.drift.eval()
         self.net.eval()
+        if latent:
+            self._fit_heads(Fz, pidx)
+
+    def _fit_heads(self, Fz: torch.Tensor, pidx: torch.Tensor) -> None:
+        """Variant A, step 2: ridge from standardised features to each latent block (logits
+        clipped to ±6, amplitude, log EC50, Hill), α by leave-one-perturbation-out CV."""
+        rows = [int(torch.nonzero(pidx == p)[0]) for p in range(len(self.seen_))]
+        X = Fz[rows].double().numpy()
+        with torch.no_grad():
+            raw = self.net.raw(torch.arange(len(self.seen_)))
+        raw["logits"] = raw["logits"].clamp(-6, 6)
+        self.heads_ = {k: fit_ridge_cv(X, raw[k].double().numpy(), self.seen_)
+                       for k in RAW_KEYS}
 
     # ---------------------------------------------------------------- outputs
     def diagnostics(self) -> dict:
@@ -148,16 +180,28 @@ class GIM(PerturbationModel):
             out["max_real_eigenvalue"] = max_real_eigenvalue(self.drift.W)
         return out
 
-    def _interventions(self, F: torch.Tensor, doses: torch.Tensor):
-        logits, u = self.net((F - self.f_mean_) / self.f_sd_, doses)
-        return torch.sigmoid(logits), u
+    def _interventions(self, F: torch.Tensor, doses: torch.Tensor, perturbations):
+        """π and u [P, d]: seen perturbations use their fitted latent interventions (variant
+        A), new ones the feature heads."""
+        Fz = (F - self.f_mean_) / self.f_sd_
+        if self.config.variant == "joint":
+            logits, u = self.net(Fz, doses)
+            return torch.sigmoid(logits), u
+        X = Fz.double().numpy()
+        raw = {k: torch.as_tensor(self.heads_[k](X), dtype=torch.float32) for k in RAW_KEYS}
+        seen = [i for i, p in enumerate(perturbations) if p in self.seen_]
+        if seen:
+            own = self.net.raw(torch.tensor([self.seen_.index(perturbations[i]) for i in seen]))
+            for k in RAW_KEYS:
+                raw[k][seen] = own[k]
+        return torch.sigmoid(raw["logits"]), hill_shift(raw, doses)
 
-    def _predict(self, F, doses, n_cells, mode, generator) -> torch.Tensor:
-        pi, u = self._interventions(F, doses)
+    def _predict(self, F, doses, n_cells, mode, generator, *, perturbations) -> torch.Tensor:
+        pi, u = self._interventions(F, doses, perturbations)
         P, d = u.shape
-        if mode == "map":
+        if mode in ("map", "mean"):  # m = 1[π > 0.5], or the expected shift E[m ⊙ u] = π ⊙ u
             groups, per = 1, n_cells
-            shift = ((pi > 0.5).float() * u)[:, None]
+            shift = (((pi > 0.5).float() if mode == "map" else pi) * u)[:, None]
         else:  # a mixture: a fresh mask m ~ B(π) for each group of cells
             groups = min(n_cells, 10)
             per = -(-n_cells // groups)
@@ -170,7 +214,7 @@ class GIM(PerturbationModel):
         return z * self.s0_ + self.mu0_
 
     def _target_scores(self, F, perturbations) -> torch.Tensor:
-        pi, _ = self._interventions(F, torch.ones(len(F)))
+        pi, _ = self._interventions(F, torch.ones(len(F)), perturbations)
         return pi
 
     def effects(self, perturbations=None, doses=1.0, *, features=None):
@@ -180,10 +224,11 @@ class GIM(PerturbationModel):
 
         self._check_fitted()
         perturbations = self._default_perturbations(perturbations)
-        doses = np.array(np.broadcast_to(np.asarray(doses, dtype=np.float64), (len(perturbations),)))
+        doses = broadcast_doses(doses, len(perturbations))
         with torch.no_grad():
             pi, u = self._interventions(self._features_for(perturbations, features),
-                                        torch.as_tensor(doses, dtype=torch.float32))
+                                        torch.as_tensor(doses, dtype=torch.float32),
+                                        perturbations)
         df = pd.DataFrame((pi * u).numpy(), index=perturbations, columns=list(self.genes_))
         df.insert(0, "dose", doses)
         return df
@@ -201,17 +246,24 @@ class GIM(PerturbationModel):
         tensors |= {"mu0": self.mu0_, "s0": self.s0_, "f_mean": self.f_mean_,
                     "f_sd": self.f_sd_}
         extra = {"bandwidth": self.bandwidth_, "dose_scale": self.dose_scale_,
-                 "history": self.history_.to_dict()}
+                 "history": self.history_.to_dict(), "seen": self.seen_, "alphas": {}}
+        for k, r in getattr(self, "heads_", {}).items():
+            for part in ("coef", "intercept", "x_mean", "x_sd"):
+                tensors[f"head.{k}.{part}"] = torch.as_tensor(getattr(r, part))
+            extra["alphas"][k] = r.alpha
         return tensors, extra
 
     def _load_state(self, tensors, extra) -> None:
         d, p = len(self.genes_), tensors["f_mean"].shape[0]
-        self._build(d, p, extra["dose_scale"])
+        self._build(d, p, extra["dose_scale"], extra["seen"])
         self.drift.load_state_dict({k[6:]: v for k, v in tensors.items()
                                     if k.startswith("drift.")})
         self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         self.mu0_, self.s0_ = tensors["mu0"], tensors["s0"]
         self.f_mean_, self.f_sd_ = tensors["f_mean"], tensors["f_sd"]
         self.bandwidth_ = extra["bandwidth"]
+        self.heads_ = {k: RidgeFit(*(tensors[f"head.{k}.{part}"].numpy() for part in
+                                     ("coef", "intercept", "x_mean", "x_sd")), a, [])
+                       for k, a in extra["alphas"].items()}
         self.drift.eval()
         self.net.eval()

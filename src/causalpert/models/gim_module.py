@@ -17,6 +17,38 @@ from torch import nn
 
 from ..core import hill
 
+RAW_KEYS = ("logits", "amplitude", "log_ec50", "hill_raw")
+
+
+def hill_shift(raw: dict[str, torch.Tensor], doses: torch.Tensor) -> torch.Tensor:
+    """u = a · H(c; K, n) with K = exp(log_ec50) and n = 0.5 + 4 · sigmoid(hill_raw − ln 2)
+    ∈ (0.5, 4.5) (n = 1.83 at hill_raw = 0); raw tensors [K, d], doses [K]."""
+    K = raw["log_ec50"].clamp(-8, 8).exp()
+    n = 0.5 + 4.0 * torch.sigmoid(raw["hill_raw"] - 0.6931)
+    return raw["amplitude"] * hill(doses[:, None], K, n)
+
+
+class LatentInterventions(nn.Module):
+    """Variant A: free intervention parameters per training perturbation (tied across doses by
+    the Hill curve), each [P, d]; the feature heads are fitted to them afterwards."""
+
+    def __init__(self, n_perturbations: int, d: int, *, dose_scale: float = 1.0,
+                 target_prior: float = 0.1):
+        super().__init__()
+        shape = (n_perturbations, d)
+        self.logits = nn.Parameter(torch.full(shape, math.log(target_prior / (1 - target_prior))))
+        self.amplitude = nn.Parameter(torch.zeros(shape))
+        self.log_ec50 = nn.Parameter(torch.full(shape, math.log(max(dose_scale, 1e-6))))
+        self.hill_raw = nn.Parameter(torch.zeros(shape))
+
+    def raw(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: getattr(self, k)[idx] for k in RAW_KEYS}
+
+    def forward(self, idx: torch.Tensor, doses: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Target logits and shifts u [K, d] for perturbation indices idx [K] and doses [K]."""
+        raw = self.raw(idx)
+        return raw["logits"], hill_shift(raw, doses)
+
 
 class InterventionNet(nn.Module):
     """Maps features [K, p] and doses [K] to target logits [K, d] and shifts u [K, d].
@@ -56,19 +88,18 @@ class InterventionNet(nn.Module):
         else:
             raise ValueError(f"head must be 'hill' or 'mlp', got {head!r}")
 
-    def hill_parameters(self, F: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Amplitude a, EC50 K and Hill coefficient n ∈ (0.5, 4.5), each [K, d] (Hill head)."""
+    def raw(self, F: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Unconstrained per-gene outputs [K, d]: logits, amplitude, log_ec50, hill_raw."""
         t = self.trunk(F)
-        return (self.amplitude(t), self.log_ec50(t).clamp(-8, 8).exp(),
-                0.5 + 4.0 * torch.sigmoid(self.hill_raw(t) - 0.6931))
+        return {"logits": self.target(t), "amplitude": self.amplitude(t),
+                "log_ec50": self.log_ec50(t), "hill_raw": self.hill_raw(t)}
 
     def forward(self, F: torch.Tensor, doses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Target logits [K, d] and shifts u [K, d] for features F [K, p] and doses [K]."""
         t = self.trunk(F)
         logits = self.target(t)
         if self.head == "hill":
-            a, K, n = self.hill_parameters(F)
-            u = a * hill(doses[:, None], K, n)
+            u = hill_shift(self.raw(F), doses)
         else:
             c = doses[:, None] / self.dose_scale
             u = self.effect(torch.cat([t, c], dim=-1)) * (doses[:, None] > 0)

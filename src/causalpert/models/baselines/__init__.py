@@ -6,11 +6,22 @@ Importing this package registers each baseline in ``causalpert.models.MODELS``:
 - ``additive`` (:class:`AdditiveBaseline`): ridge regression (γ, c) → mean shift Δμ.
 - ``mlp`` (:class:`MLPBaseline`): MLP (γ, c) → (Δμ, log-scale s), energy-distance loss.
 - ``de`` (:class:`DEBaseline`): differential-expression target ranking (no cells).
+- ``free-causal`` (:class:`FreeCausalBaseline`): causal model + free L1 shifts per context.
+- ``oracle`` (:class:`OracleBaseline`): the simulated truth (synthetic data only).
 """
 
 from .additive import AdditiveBaseline
 from .control import ControlBaseline
 from .de import DEBaseline
+from .free_causal import FreeCausalBaseline
 from .mlp import MLPBaseline
+from .oracle import OracleBaseline
 
-__all__ = ["AdditiveBaseline", "ControlBaseline", "DEBaseline", "MLPBaseline"]
+__all__ = [
+    "AdditiveBaseline",
+    "ControlBaseline",
+    "DEBaseline",
+    "FreeCausalBaseline",
+    "MLPBaseline",
+    "OracleBaseline",
+]

@@ -3,42 +3,13 @@
 from __future__ import annotations
 
 import anndata as ad
-import numpy as np
 import torch
 
 from ...data.contexts import Contexts
 from .. import register
 from ..base import PerturbationModel
+from ..ridge import ALPHA_GRID, design_matrix, fit_ridge_cv
 from .control import control_moments, sample_control
-
-#: ridge penalties tried by leave-one-perturbation-out cross-validation.
-ALPHA_GRID = tuple(float(a) for a in np.logspace(-3, 3, 13))
-
-
-def design_matrix(F: np.ndarray, doses: np.ndarray) -> np.ndarray:
-    """Regression inputs [K, 2p + 1] = [γ, c, c·γ] from features [K, p] and doses [K]."""
-    c = doses[:, None]
-    return np.hstack([F, c, c * F])
-
-
-def ridge_path(X: np.ndarray, Y: np.ndarray, alphas) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge fits with an unpenalised intercept for every α (one eigendecomposition).
-
-    β_α = (X̃ᵀX̃ + αI)⁻¹ X̃ᵀỸ with X̃, Ỹ centred; intercept b = mean(Y) − mean(X) β_α.
-
-    Args:
-        X: inputs [n, q]. Y: targets [n, d]. alphas: A penalties.
-
-    Returns:
-        (coefficients [A, q, d], intercepts [A, d]).
-    """
-    xm, ym = X.mean(0), Y.mean(0)
-    Xc, Yc = X - xm, Y - ym
-    evals, V = np.linalg.eigh(Xc.T @ Xc)
-    proj = V.T @ (Xc.T @ Yc)  # [q, d]
-    alphas = np.asarray(alphas, dtype=np.float64)
-    coef = np.einsum("qr,ard->aqd", V, proj[None] / (evals[None, :, None] + alphas[:, None, None]))
-    return coef, ym[None, :] - np.einsum("q,aqd->ad", xm, coef)
 
 
 @register
@@ -48,10 +19,11 @@ class AdditiveBaseline(PerturbationModel):
     For training context k with features γ_k [p] and dose c_k, the target is the mean shift
     Δμ_k = mean(X_k) − μ₀ [d] and the input the standardised design row
     x_k = ([γ_k, c_k, c_k·γ_k] − m) / s [2p + 1] (m, s: training means / sds). The fit is
-    Δμ̂(γ, c) = b + x βᵀ with β = argmin Σ_k ‖Δμ_k − b − x_k β‖² + α‖β‖², closed form.
+    Δμ̂(γ, c) = b + x β with β = argmin Σ_k ‖Δμ_k − b − x_k β‖² + α‖β‖², closed form
+    (``causalpert.models.ridge.fit_ridge_cv``).
     α is chosen from ``alphas`` by leave-one-perturbation-out cross-validation (all doses of a
     perturbation are held out together; error measured in control-sd units). Prediction:
-    n_cells control cells (drawn with replacement) + Δμ̂(γ, c).
+    n_cells control cells (drawn with replacement) + Δμ̂(γ, c); ``mode`` is ignored.
 
     Target score (``target_probabilities``): |Δμ̂(γ, c_max)| / s₀ per gene, where c_max is the
     largest training dose and s₀ the control standard deviation — a score, not a probability.
@@ -77,32 +49,14 @@ class AdditiveBaseline(PerturbationModel):
         mu0, s0 = control_moments(contexts.cells(contexts.control))
         F = contexts.features[pert].double().numpy()
         doses = contexts.doses[pert].double().numpy()
-        X = design_matrix(F, doses)
-        x_mean, x_sd = X.mean(0), X.std(0)
-        x_sd = np.where(x_sd > 1e-8, x_sd, 1.0)
-        Xs = (X - x_mean) / x_sd
         Y = (contexts.means()[pert].double() - mu0.double()).numpy() / s0.double().numpy()
-        alphas = self.options["alphas"]
-        groups = np.array([contexts.perturbations[k] for k in pert])
-        names = np.unique(groups)
-        if len(names) >= 3:
-            err = np.zeros(len(alphas))
-            for name in names:
-                out = groups == name
-                coef, icpt = ridge_path(Xs[~out], Y[~out], alphas)
-                resid = Y[out][None] - (Xs[out] @ coef + icpt[:, None, :])
-                err += (resid**2).sum(axis=(1, 2))
-            self.cv_error_ = (err / Y.size).tolist()
-            best = int(np.argmin(err))
-        else:  # too few perturbations to cross-validate: take the middle of the grid
-            self.cv_error_ = []
-            best = len(alphas) // 2
-        self.alpha_ = alphas[best]
-        coef, icpt = ridge_path(Xs, Y, [self.alpha_])
+        groups = [contexts.perturbations[k] for k in pert]
+        fit = fit_ridge_cv(design_matrix(F, doses), Y, groups, self.options["alphas"])
+        self.alpha_, self.cv_error_ = fit.alpha, fit.cv_error
         s0d = s0.double().numpy()
-        self.coef_ = torch.as_tensor(coef[0] * s0d[None, :])  # back to data units
-        self.intercept_ = torch.as_tensor(icpt[0] * s0d)
-        self.x_mean_, self.x_sd_ = torch.as_tensor(x_mean), torch.as_tensor(x_sd)
+        self.coef_ = torch.as_tensor(fit.coef * s0d[None, :])  # back to data units
+        self.intercept_ = torch.as_tensor(fit.intercept * s0d)
+        self.x_mean_, self.x_sd_ = torch.as_tensor(fit.x_mean), torch.as_tensor(fit.x_sd)
         self.s0_ = s0
         self.max_dose_ = float(doses.max())
 

@@ -38,7 +38,7 @@ class ControlBaseline(PerturbationModel):
     """Predicts control cells, ignoring the perturbation and the dose.
 
     X̂ = n_cells control cells drawn with replacement (seeded), for every (perturbation, dose).
-    Its ``edist_rel`` is ≈ 1 by construction; it gives no target scores.
+    Its ``edist_rel`` is ≈ 1 by construction; it gives no target scores. ``mode`` is ignored.
 
     Args:
         seed: default sampling seed of ``predict``.

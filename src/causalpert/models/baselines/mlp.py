@@ -50,6 +50,7 @@ class MLPBaseline(PerturbationModel):
     step 0). Training minimises the mean energy distance (``energy_distance``) between predicted
     cells (from fresh control cells) and observed cells over minibatches of ``batch_contexts``
     training contexts × ``cells_per_context`` cells, with Adam (``models.training.train``).
+    Prediction transforms n_cells control cells drawn with replacement; ``mode`` is ignored.
 
     Target score (``target_probabilities``): |Δμ(γ, c_max)| / s₀ = |δ(γ, c_max)|, c_max the
     largest training dose — a score, not a probability.

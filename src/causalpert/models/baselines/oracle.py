@@ -23,6 +23,7 @@ class OracleBaseline(PerturbationModel):
     name = "oracle"
     has_target_scores = True
     has_graph = True
+    predict_uses_names = True
 
     def _fit(self, contexts, *, adata, progress) -> None:
         truth = adata.uns.get("truth")
@@ -55,12 +56,8 @@ class OracleBaseline(PerturbationModel):
                              f"{missing[:3]}")
         return [self.names_.index(p) for p in perturbations]
 
-    def predict(self, perturbations, doses=1.0, **kwargs):
-        self._current = self._rows([str(p) for p in perturbations])
-        return super().predict(perturbations, doses, **kwargs)
-
-    def _predict(self, F, doses, n_cells, mode, generator) -> torch.Tensor:
-        idx = self._current
+    def _predict(self, F, doses, n_cells, mode, generator, *, perturbations) -> torch.Tensor:
+        idx = self._rows(perturbations)
         H = hill(doses.double()[:, None], self.ec50_[idx, None], self.coeff_[idx, None])
         shift = self.amp_[idx] * H
         ls = self.drift.log_sigma.expand(len(idx), -1)

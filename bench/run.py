@@ -112,7 +112,7 @@ def bench_exact_vs_em(cfg: Config) -> Section:
     n = 400 if cfg.quick else 2000  # cells per context, both samplers
     n_ref = 800 if cfg.quick else 3000  # exact reference cells per context
     n_control = 10_000  # observational exact cells: the MMD bandwidth (median) reference
-    reps_exact, reps_em = (3, 1) if cfg.quick else (5, 2)
+    reps_exact, reps_em = (5, 1) if cfg.quick else (20, 2)
     # Euler–Maruyama: one draw per chain (chains = n), started at the deterministic fixed point
     # (sample_stationary's noise-free relaxation), then burn_in·dt = 10 time units of noise:
     # ≥ 2.4 relaxation times of the slowest mode (max Re eig W = −0.245). Cheapest setting we
@@ -217,7 +217,7 @@ def _rel_err(a, b) -> tuple[float, float]:
 def bench_kds(cfg: Config) -> Section:
     d, N = 100, 256
     n_small = 4 if cfg.quick else 8  # autodiff batch when N is out of budget
-    reps_closed, reps_auto = (5, 1) if cfg.quick else (20, 2)
+    reps_closed, reps_auto = (5, 1) if cfg.quick else (20, 3)
     s = Section()
     with default_dtype(torch.float64):
         g = torch.Generator().manual_seed(0)
@@ -394,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     meta["elapsed_s"] = time.perf_counter() - t_start
     meta["loadavg_1min_end"] = os.getloadavg()[0]
 
+    if args.out:  # before printing, so a closed stdout (`| head`) cannot lose the results
+        write_json_atomic(args.out, {"meta": meta, "results": results, "notes": notes})
     console.print(table)
     console.print(
         f"python {meta['python']}, torch {meta['torch']}, {meta['cpu_count']} cores "
@@ -404,7 +406,6 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         console.print(f"note: {note}")
     if args.out:
-        write_json_atomic(args.out, {"meta": meta, "results": results, "notes": notes})
         console.print(f"wrote {args.out}")
     return 0
 

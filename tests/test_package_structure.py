@@ -36,3 +36,14 @@ def test_public_api():
     for name in cp.__all__:
         assert hasattr(cp, name), name
     assert callable(cp.simulate) and callable(cp.fit_causal) and callable(cp.datasets.sachs)
+
+
+def test_importing_the_core_and_metrics_loads_no_anndata_or_pandas():
+    import subprocess
+    import sys
+
+    code = ("import sys, causalpert.core, causalpert.metrics; "
+            "print(sorted(m for m in ('anndata', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

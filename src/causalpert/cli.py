@@ -122,6 +122,27 @@ def benchmark(
     console.print(f"wrote {out}/results.csv, results.json, summary.csv")
 
 
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="Directory written by `causalpert benchmark`."),
+    markdown: bool = typer.Option(False, help="Print a markdown table instead."),
+) -> None:
+    """Print the headline table (mean ± sd over seeds) of a finished benchmark run."""
+    import pandas as pd
+
+    from .benchmark.report import headline_table, markdown_table
+
+    path = run_dir / "summary.csv"
+    if not path.is_file():
+        _fail(FileNotFoundError(f"{path} not found: pass the --out directory of a benchmark run"))
+    summary = pd.read_csv(path)
+    table = headline_table(summary)
+    if markdown:
+        print(markdown_table(table))
+    else:
+        console.print(_rich_table(table, f"{summary['protocol'].iloc[0]}: mean ± sd over seeds"))
+
+
 def _rich_table(df, title: str) -> Table:
     table = Table(title=title)
     table.add_column("method")

@@ -33,6 +33,9 @@ def test_runner_writes_tidy_results_and_oracle_is_the_ceiling(tmp_path):
     assert s.loc[("oracle", "graph", "graph_auprc"), "mean"] == 1.0
     assert ("de", "id", "target_auroc") in s.index and ("de", "id", "edist") not in s.index
     assert (results.query("metric == 'fit_seconds'")["value"] >= 0).all()
+    res = CliRunner().invoke(app, ["report", str(tmp_path), "--markdown"])
+    assert res.exit_code == 0 and res.output.startswith("| method |")
+    assert "| oracle |" in res.output and "1.000" in res.output
 
 
 def test_summary_averages_contexts_then_seeds():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import anndata as ad
@@ -61,9 +62,14 @@ def paper_synthetic(*, sim: str = "linear", seed: int = 0, design=None) -> Proto
     )
 
 
+@functools.lru_cache(maxsize=4)
 def load_protocol(name: str, *, sim: str = "linear", seed: int = 0, design=None
                   ) -> ProtocolData:
-    """The data of protocol ``name`` for ``seed`` (``design``: smaller sizes, tests only)."""
+    """The data of protocol ``name`` for ``seed`` (``design``: smaller sizes, tests only).
+
+    Cached per process (the few last), so methods of one seed share one simulation; models
+    must not modify the returned AnnData objects.
+    """
     if name == "paper-synthetic":
         return paper_synthetic(sim=sim, seed=seed, design=design)
     raise ValueError(f"unknown protocol {name!r}; choose one of {PROTOCOL_NAMES}")

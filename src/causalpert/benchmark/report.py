@@ -22,3 +22,12 @@ def headline_table(summary: pd.DataFrame) -> pd.DataFrame:
                 f"{r['mean']:.3f} ± {r['sd']:.3f}" if r["n_seeds"] > 1 else f"{r['mean']:.3f}")
     cols = [f"{s}:{m}" for s, m in HEADLINE if any(f"{s}:{m}" in v for v in cells.values())]
     return pd.DataFrame.from_dict(cells, orient="index").reindex(columns=cols).fillna("—")
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A headline table as GitHub markdown (methods as rows)."""
+    cols = ["method", *table.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for name, row in table.iterrows():
+        lines.append("| " + " | ".join([str(name), *map(str, row)]) + " |")
+    return "\n".join(lines)

@@ -189,7 +189,8 @@ def kds_bernoulli(
 
 
 def stein_kernel_autodiff(x, y, drift_fn, sigma2: torch.Tensor, *, bandwidth: float):
-    """Reference L_x L_y k(x, y) for one pair by automatic differentiation (tests, benchmarks).
+    """Reference L_x L_y k(x, y) for one pair by automatic differentiation (float64 only; tests,
+    benchmarks).
 
     Args:
         x, y: single cells [d]. drift_fn: maps [d] → [d]. sigma2: [d].

@@ -11,6 +11,7 @@ over minibatches of contexts and cells.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,26 @@ def warm_start_drift(drift: Drift, control: torch.Tensor) -> None:
     with torch.no_grad():
         drift.b.copy_(control.mean(0))
         drift.log_sigma.copy_(0.5 * torch.log(2 * control.var(0).clamp_min(1e-6)))
+
+
+def standardise(contexts: Contexts) -> tuple[torch.Tensor, torch.Tensor, Contexts]:
+    """Control mean μ₀, sd s₀ [d] and the contexts in coordinates (x − μ₀) / s₀.
+
+    A diagonal rescaling keeps a stationary diffusion of the same kind (W' = S⁻¹ W S keeps
+    diag −1 and the sparsity pattern), and puts every gene on one scale for the kernel.
+    """
+    ctrl = contexts.cells(contexts.control)
+    mu0, s0 = ctrl.mean(0), ctrl.std(0).clamp_min(1e-6)
+    return mu0, s0, dataclasses.replace(contexts, x=(contexts.x - mu0) / s0)
+
+
+def graph_in_data_units(drift: Drift, s0: torch.Tensor) -> torch.Tensor:
+    """Adjacency of a drift fitted in standardised units: linear weights become
+    W[j, i] = W'[j, i] s_j / s_i; MLP edge strengths stay in standardised units."""
+    G = drift.graph()
+    if isinstance(drift, DRIFTS["linear"]):
+        G = G * s0[None, :] / s0[:, None]
+    return G
 
 
 @dataclass

@@ -53,13 +53,13 @@ class FitConfig:
     control_weight: float = 1.0
     bandwidth: float | str = "median"
     estimator: str = "u"
-    lambda_graph: float = 0.005
+    lambda_graph: float = 0.02
     hidden: int = 8
     activation: str = "tanh"
     learn_scales: bool = False
     warm_start: bool = True
     log_every: int = 50
-    lambda_targets: float = 0.02
+    lambda_targets: float = 0.05
     target_prior: float = 0.1
     mask_estimator: str = "exact"
     tau_start: float = 1.0
@@ -70,7 +70,7 @@ class FitConfig:
     stability_margin: float = 0.05
     stability_weight: float = 10.0
     standardize: bool = True
-    lr_gim: float = 0.01
+    lr_gim: float = 0.05
     lambda_shift: float = 0.0
     variant: str = "latent"
 

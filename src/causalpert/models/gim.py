@@ -12,8 +12,6 @@ Bernoulli samples are the ablation (``mask_estimator="concrete"``).
 
 from __future__ import annotations
 
-import dataclasses
-
 import anndata as ad
 import torch
 
@@ -21,7 +19,13 @@ from ..core import kds, kds_bernoulli, max_real_eigenvalue, sample_stationary
 from ..data.contexts import Contexts
 from . import register
 from .base import PerturbationModel, broadcast_doses
-from .causal import make_drift, median_bandwidth, warm_start_drift
+from .causal import (
+    graph_in_data_units,
+    make_drift,
+    median_bandwidth,
+    standardise,
+    warm_start_drift,
+)
 from .config import FitConfig
 from .gim_module import RAW_KEYS, InterventionNet, LatentInterventions, hill_shift
 from .ridge import RidgeFit, fit_ridge_cv
@@ -83,12 +87,11 @@ class GIM(PerturbationModel):
 
     def _fit(self, contexts: Contexts, *, adata: ad.AnnData, progress) -> None:
         cfg = self.config
-        ctrl = contexts.cells(contexts.control)
         if cfg.standardize:
-            self.mu0_, self.s0_ = ctrl.mean(0), ctrl.std(0).clamp_min(1e-6)
+            self.mu0_, self.s0_, z = standardise(contexts)
         else:
             self.mu0_, self.s0_ = torch.zeros(contexts.n_genes), torch.ones(contexts.n_genes)
-        z = dataclasses.replace(contexts, x=(contexts.x - self.mu0_) / self.s0_)
+            z = contexts
         pert = torch.tensor([k for k in range(z.n_contexts) if k != z.control])
         if len(pert) == 0:
             raise ValueError("no perturbed contexts: GIM needs cells of at least one perturbation")
@@ -234,10 +237,7 @@ class GIM(PerturbationModel):
         return df
 
     def _graph(self) -> torch.Tensor:
-        G = self.drift.graph()
-        if self.causal == "linear":  # back to data units: W[j, i] = W'[j, i] s_j / s_i
-            G = G * self.s0_[None, :] / self.s0_[:, None]
-        return G
+        return graph_in_data_units(self.drift, self.s0_)
 
     # ---------------------------------------------------------------- persistence
     def _state(self):

@@ -8,15 +8,13 @@ ridge (leave-one-perturbation-out CV). Fitted in control-standardised coordinate
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 
 from ...core import sample_stationary
 from .. import register
 from ..base import PerturbationModel
-from ..causal import fit_causal, make_drift
+from ..causal import fit_causal, graph_in_data_units, make_drift, standardise
 from ..config import FitConfig
 from ..ridge import RidgeFit, design_matrix, fit_ridge_cv
 
@@ -39,9 +37,7 @@ class FreeCausalBaseline(PerturbationModel):
         self.config = FitConfig(steps=steps, lambda_shift=lambda_shift)
 
     def _fit(self, contexts, *, adata, progress) -> None:
-        ctrl = contexts.cells(contexts.control)
-        self.mu0_, self.s0_ = ctrl.mean(0), ctrl.std(0).clamp_min(1e-6)
-        z = dataclasses.replace(contexts, x=(contexts.x - self.mu0_) / self.s0_)
+        self.mu0_, self.s0_, z = standardise(contexts)
         targets = np.ones((z.n_contexts, z.n_genes), dtype=bool)
         targets[z.control] = False
         fit = fit_causal(z, targets, causal=self.options["causal"], config=self.config,
@@ -77,10 +73,7 @@ class FreeCausalBaseline(PerturbationModel):
         return new
 
     def _graph(self) -> torch.Tensor:
-        G = self.drift.graph()
-        if self.options["causal"] == "linear":
-            G = G * self.s0_[None, :] / self.s0_[:, None]
-        return G
+        return graph_in_data_units(self.drift, self.s0_)
 
     def _state(self):
         r = self.ridge_

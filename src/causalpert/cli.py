@@ -18,7 +18,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
+# wide tables stay readable when output goes to a file or a CI log
+console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True)
 
 
@@ -101,8 +102,8 @@ def benchmark(
     protocol: str = typer.Option("paper-synthetic", help="Benchmark protocol."),
     sim: str = typer.Option("linear", help="Ground truth for synthetic protocols: linear or mlp."),
     methods: str = typer.Option("gim,mlp,additive,free-causal,de,control,oracle",
-                                help="Comma-separated methods (gim variants: gim-concrete, "
-                                "gim-mlphead, gim-vstat)."),
+                                help="Comma-separated methods. Ablations of gim: gim-joint, "
+                                "gim-concrete, gim-joint-mlphead, gim-vstat."),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
     workers: int = typer.Option(1, help="Parallel worker processes (each uses one thread)."),
 ) -> None:

@@ -23,8 +23,9 @@ from .protocols import load_protocol
 METHODS: dict[str, tuple[str, dict]] = {
     "gim": ("gim", {}),
     "gim-mlp": ("gim", {"causal": "mlp"}),
+    "gim-joint": ("gim", {"variant": "joint"}),
     "gim-concrete": ("gim", {"mask_estimator": "concrete"}),
-    "gim-mlphead": ("gim", {"head": "mlp"}),
+    "gim-joint-mlphead": ("gim", {"variant": "joint", "head": "mlp"}),
     "gim-vstat": ("gim", {"estimator": "v"}),
     "control": ("control", {}),
     "additive": ("additive", {}),

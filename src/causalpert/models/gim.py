@@ -32,6 +32,22 @@ from .ridge import RidgeFit, fit_ridge_cv
 from .training import train
 
 
+def _fit_logistic(x: torch.Tensor, y: torch.Tensor, steps: int = 200) -> tuple[float, float]:
+    """(w, b) minimising the cross-entropy of sigmoid(w x + b) against soft labels y ∈ [0, 1]."""
+    wb = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    x, y = x.double(), y.double().clamp(0, 1)
+    opt = torch.optim.LBFGS([wb], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(wb[0] * x + wb[1], y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(wb[0]), float(wb[1])
+
+
 def _stability_penalty(drift, margin: float) -> torch.Tensor:
     """relu(max Re eig(W) + margin)² — keeps the linear drift Hurwitz with a margin."""
     lam = torch.linalg.eigvals(drift.W).real.max()
@@ -162,16 +178,24 @@ class GIM(PerturbationModel):
         if latent:
             self._fit_heads(Fz, pidx)
 
+    #: latent blocks regressed on features; "effect" = π ⊙ a, the expected amplitude
+    HEAD_KEYS = ("effect", "log_ec50", "hill_raw")
+
     def _fit_heads(self, Fz: torch.Tensor, pidx: torch.Tensor) -> None:
-        """Variant A, step 2: ridge from standardised features to each latent block (logits
-        clipped to ±6, amplitude, log EC50, Hill), α by leave-one-perturbation-out CV."""
+        """Variant A, step 2: ridge from standardised features to the expected amplitude
+        e = π ⊙ a, log EC50 and Hill (α by leave-one-perturbation-out CV); then
+        π = sigmoid(w |e| + b), a one-variable logistic calibration on the training
+        perturbations. (Logits and raw amplitudes are poor regression targets: logits saturate
+        and a is unconstrained wherever π ≈ 0.)"""
         rows = [int(torch.nonzero(pidx == p)[0]) for p in range(len(self.seen_))]
         X = Fz[rows].double().numpy()
         with torch.no_grad():
             raw = self.net.raw(torch.arange(len(self.seen_)))
-        raw["logits"] = raw["logits"].clamp(-6, 6)
+        pi = torch.sigmoid(raw["logits"])
+        raw["effect"] = pi * raw["amplitude"]
         self.heads_ = {k: fit_ridge_cv(X, raw[k].double().numpy(), self.seen_)
-                       for k in RAW_KEYS}
+                       for k in self.HEAD_KEYS}
+        self.calibration_ = _fit_logistic(raw["effect"].abs().flatten(), pi.flatten())
 
     # ---------------------------------------------------------------- outputs
     def diagnostics(self) -> dict:
@@ -191,7 +215,10 @@ class GIM(PerturbationModel):
             logits, u = self.net(Fz, doses)
             return torch.sigmoid(logits), u
         X = Fz.double().numpy()
-        raw = {k: torch.as_tensor(self.heads_[k](X), dtype=torch.float32) for k in RAW_KEYS}
+        raw = {k: torch.as_tensor(self.heads_[k](X), dtype=torch.float32) for k in self.HEAD_KEYS}
+        w, b = self.calibration_
+        raw["logits"] = w * raw["effect"].abs() + b
+        raw["amplitude"] = raw.pop("effect")
         seen = [i for i, p in enumerate(perturbations) if p in self.seen_]
         if seen:
             own = self.net.raw(torch.tensor([self.seen_.index(perturbations[i]) for i in seen]))
@@ -246,7 +273,8 @@ class GIM(PerturbationModel):
         tensors |= {"mu0": self.mu0_, "s0": self.s0_, "f_mean": self.f_mean_,
                     "f_sd": self.f_sd_}
         extra = {"bandwidth": self.bandwidth_, "dose_scale": self.dose_scale_,
-                 "history": self.history_.to_dict(), "seen": self.seen_, "alphas": {}}
+                 "history": self.history_.to_dict(), "seen": self.seen_, "alphas": {},
+                 "calibration": list(getattr(self, "calibration_", ()))}
         for k, r in getattr(self, "heads_", {}).items():
             for part in ("coef", "intercept", "x_mean", "x_sd"):
                 tensors[f"head.{k}.{part}"] = torch.as_tensor(getattr(r, part))
@@ -265,5 +293,6 @@ class GIM(PerturbationModel):
         self.heads_ = {k: RidgeFit(*(tensors[f"head.{k}.{part}"].numpy() for part in
                                      ("coef", "intercept", "x_mean", "x_sd")), a, [])
                        for k, a in extra["alphas"].items()}
+        self.calibration_ = tuple(extra["calibration"])
         self.drift.eval()
         self.net.eval()

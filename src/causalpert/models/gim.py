@@ -45,7 +45,7 @@ def _fit_logistic(x: torch.Tensor, y: torch.Tensor, steps: int = 200) -> tuple[f
         return loss
 
     opt.step(closure)
-    return float(wb[0]), float(wb[1])
+    return float(wb[0].detach()), float(wb[1].detach())
 
 
 def _stability_penalty(drift, margin: float) -> torch.Tensor:

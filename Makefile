@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/causalpert demo --seed 0
+	OMP_NUM_THREADS=1 $(VENV)/bin/causalpert demo --seed 0
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -39,6 +39,7 @@ def test_unknown_protocol_is_one_line_error(tmp_path):
 
 
 def test_demo_prints_recovered_graph_auprc():
-    res = runner.invoke(app, ["demo", "--steps", "100"], env={"CAUSALPERT_PROGRESS": "0"})
+    res = runner.invoke(app, ["demo", "--steps", "100", "--no-gim"],
+                        env={"CAUSALPERT_PROGRESS": "0"})
     assert res.exit_code == 0, res.output
     assert "graph_auprc" in res.output

@@ -95,6 +95,7 @@ def test_save_load_roundtrip(model, tmp_path):
     {"variant": "joint", "head": "mlp"},
     {"estimator": "v"},
     {"causal": "mlp"},
+    {"moment_weight": 1.0},
 ])
 def test_variants_fit_and_predict(data, knobs):
     _, train, _ = data

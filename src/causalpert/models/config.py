@@ -41,6 +41,9 @@ class FitConfig:
             training perturbation through the KDS, then the feature heads fitted to them by
             ridge with leave-one-perturbation-out CV) or ``"joint"`` (the feature network
             trained end to end through the KDS).
+        moment_weight: weight of the mean-matching term mean_k ‖μ_k(θ, E[s_k]) − x̄_k‖² / d
+            with the exact stationary mean μ_k = −W⁻¹(b + π ⊙ u) (linear model only; KDS
+            constrains slow modes of the mean only weakly).
         lambda_shift: L1 weight on free per-context shifts, mean_k Σ_j |u_kj| / d
             (``fit_causal``; the free-causal baseline).
     """
@@ -72,6 +75,7 @@ class FitConfig:
     standardize: bool = True
     lr_gim: float = 0.05
     lambda_shift: float = 0.0
+    moment_weight: float = 0.0
     variant: str = "latent"
 
     def __post_init__(self):

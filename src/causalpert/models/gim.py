@@ -138,6 +138,7 @@ class GIM(PerturbationModel):
         ctrl_idx = torch.tensor([z.control])
         drift, net = self.drift, self.net
         d = z.n_genes
+        means = z.means()
 
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
             x0 = z.sample(ctrl_idx, cfg.control_cells, generator=g)
@@ -162,6 +163,12 @@ class GIM(PerturbationModel):
                      "sparsity": drift.sparsity(), "targets": pi.sum(-1).mean() / d}
             loss = (cfg.control_weight * k_ctrl + terms["kds_perturbed"]
                     + cfg.lambda_graph * terms["sparsity"] + cfg.lambda_targets * terms["targets"])
+            if self.causal == "linear" and cfg.moment_weight > 0:
+                shift = torch.cat([torch.zeros(1, d), pi * u])  # control first
+                target = means[torch.cat([ctrl_idx, idx])]
+                mu = -torch.linalg.solve(drift.W, (drift.b + shift).T).T
+                terms["moments"] = ((mu - target) ** 2).sum(-1).mean() / d
+                loss = loss + cfg.moment_weight * terms["moments"]
             if self.causal == "linear" and cfg.stability_weight > 0:
                 terms["stability"] = _stability_penalty(drift, cfg.stability_margin)
                 loss = loss + cfg.stability_weight * terms["stability"]

@@ -147,6 +147,12 @@ class Contexts:
         sums.index_add_(0, ctx, self.x.double())
         return (sums / self.sizes[:, None]).float()
 
+    def control_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Control mean μ₀ [d] and standard deviation s₀ [d] (floored at 1e-6), in float64
+        accumulation, returned as float32."""
+        cells = self.cells(self.control).double()
+        return cells.mean(0).float(), cells.std(0).clamp_min(1e-6).float()
+
     def sample(
         self, contexts: torch.Tensor, n_cells: int, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:

@@ -65,8 +65,7 @@ def standardise(contexts: Contexts) -> tuple[torch.Tensor, torch.Tensor, Context
     A diagonal rescaling keeps a stationary diffusion of the same kind (W' = S⁻¹ W S keeps
     diag −1 and the sparsity pattern), and puts every gene on one scale for the kernel.
     """
-    ctrl = contexts.cells(contexts.control)
-    mu0, s0 = ctrl.mean(0), ctrl.std(0).clamp_min(1e-6)
+    mu0, s0 = contexts.control_moments()
     return mu0, s0, dataclasses.replace(contexts, x=(contexts.x - mu0) / s0)
 
 

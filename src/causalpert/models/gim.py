@@ -22,7 +22,7 @@ from .base import PerturbationModel, broadcast_doses
 from .causal import (
     graph_in_data_units,
     make_drift,
-    median_bandwidth,
+    resolve_bandwidth,
     standardise,
     warm_start_drift,
 )
@@ -130,9 +130,7 @@ class GIM(PerturbationModel):
                     top = max((j for j in pert.tolist() if pidx[j] == p), key=lambda j: doses[j])
                     if k == top:
                         self.net.amplitude[p] = means[k] - means[z.control]
-        h = (median_bandwidth(z.cells(z.control)) if cfg.bandwidth == "median"
-             else float(cfg.bandwidth))
-        self.bandwidth_ = h
+        h = self.bandwidth_ = resolve_bandwidth(z, cfg)
         g = torch.Generator().manual_seed(self.seed)
         B = min(cfg.batch_contexts, len(pert))
         ctrl_idx = torch.tensor([z.control])

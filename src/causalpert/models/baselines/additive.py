@@ -9,7 +9,7 @@ from ...data.contexts import Contexts
 from .. import register
 from ..base import PerturbationModel
 from ..ridge import ALPHA_GRID, design_matrix, fit_ridge_cv
-from .control import control_moments, sample_control
+from .control import sample_control
 
 
 @register
@@ -46,7 +46,7 @@ class AdditiveBaseline(PerturbationModel):
         pert = [k for k in range(contexts.n_contexts) if k != contexts.control]
         if not pert:
             raise ValueError("no perturbed contexts: the additive baseline needs at least one")
-        mu0, s0 = control_moments(contexts.cells(contexts.control))
+        mu0, s0 = contexts.control_moments()
         F = contexts.features[pert].double().numpy()
         doses = contexts.doses[pert].double().numpy()
         Y = (contexts.means()[pert].double() - mu0.double()).numpy() / s0.double().numpy()

@@ -27,12 +27,6 @@ def sample_control(cells: torch.Tensor, n_sets: int, n_cells: int,
     return cells[idx].float()
 
 
-def control_moments(cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Control mean μ₀ [d] and standard deviation s₀ [d] (floored at 1e-6)."""
-    cells = cells.double()
-    return cells.mean(0).float(), cells.std(0).clamp_min(1e-6).float()
-
-
 @register
 class ControlBaseline(PerturbationModel):
     """Predicts control cells, ignoring the perturbation and the dose.

@@ -10,7 +10,7 @@ from ...data.contexts import Contexts
 from .. import register
 from ..base import PerturbationModel
 from ..training import train
-from .control import control_moments, sample_control
+from .control import sample_control
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
@@ -115,7 +115,7 @@ class MLPBaseline(PerturbationModel):
         pert = torch.tensor([k for k in range(contexts.n_contexts) if k != contexts.control])
         if len(pert) == 0:
             raise ValueError("no perturbed contexts: the mlp baseline needs at least one")
-        self.mu0_, self.s0_ = control_moments(contexts.cells(contexts.control))
+        self.mu0_, self.s0_ = contexts.control_moments()
         inputs = torch.cat([contexts.features, contexts.doses[:, None]], 1).float()
         self.in_mean_ = inputs[pert].mean(0)
         self.in_sd_ = inputs[pert].std(0).nan_to_num(1.0)

@@ -122,21 +122,17 @@ class GIM(PerturbationModel):
         self._build(z.n_genes, F.shape[1], float(doses[pert].median()), seen)
         warm_start_drift(self.drift, z.cells(z.control))
         latent = cfg.variant == "latent"
+        means = z.means()
         if latent and cfg.warm_start:  # amplitudes start at the mean shift of the top dose
-            means = z.means()
             with torch.no_grad():
-                for k in pert.tolist():
-                    p = pidx[k]
-                    top = max((j for j in pert.tolist() if pidx[j] == p), key=lambda j: doses[j])
-                    if k == top:
-                        self.net.amplitude[p] = means[k] - means[z.control]
+                for k in sorted(pert.tolist(), key=lambda j: float(doses[j])):  # top dose last
+                    self.net.amplitude[pidx[k]] = means[k] - means[z.control]
         h = self.bandwidth_ = resolve_bandwidth(z, cfg)
         g = torch.Generator().manual_seed(self.seed)
         B = min(cfg.batch_contexts, len(pert))
         ctrl_idx = torch.tensor([z.control])
         drift, net = self.drift, self.net
         d = z.n_genes
-        means = z.means()
 
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
             x0 = z.sample(ctrl_idx, cfg.control_cells, generator=g)

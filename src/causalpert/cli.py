@@ -115,7 +115,7 @@ def benchmark(
     sim: str = typer.Option("linear", help="Ground truth for synthetic protocols: linear or mlp."),
     methods: str = typer.Option("gim,mlp,additive,free-causal,de,control,oracle",
                                 help="Comma-separated methods. Ablations of gim: gim-joint, "
-                                "gim-concrete, gim-joint-mlphead, gim-vstat."),
+                                "gim-exact, gim-joint-mlphead, gim-vstat."),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
     workers: int = typer.Option(1, help="Parallel worker processes (each uses one thread)."),
 ) -> None:

@@ -23,7 +23,7 @@ def data():
 @pytest.fixture(scope="module")
 def model(data):
     _, train, _ = data
-    return GIM(causal="linear", seed=0, steps=400).fit(train, progress=False)
+    return GIM(causal="linear", seed=0, steps=1000).fit(train, progress=False)
 
 
 def _mean(rows, metric):
@@ -91,7 +91,8 @@ def test_save_load_roundtrip(model, tmp_path):
 
 @pytest.mark.parametrize("knobs", [
     {"variant": "joint"},
-    {"variant": "joint", "mask_estimator": "concrete"},
+    {"variant": "joint", "mask_estimator": "exact"},
+    {"mask_estimator": "exact"},
     {"variant": "joint", "head": "mlp"},
     {"estimator": "v"},
     {"causal": "mlp"},

@@ -24,7 +24,7 @@ METHODS: dict[str, tuple[str, dict]] = {
     "gim": ("gim", {}),
     "gim-mlp": ("gim", {"causal": "mlp"}),
     "gim-joint": ("gim", {"variant": "joint"}),
-    "gim-concrete": ("gim", {"mask_estimator": "concrete"}),
+    "gim-exact": ("gim", {"mask_estimator": "exact"}),
     "gim-joint-mlphead": ("gim", {"variant": "joint", "head": "mlp"}),
     "gim-vstat": ("gim", {"estimator": "v"}),
     "control": ("control", {}),

@@ -64,7 +64,7 @@ class FitConfig:
     log_every: int = 50
     lambda_targets: float = 0.05
     target_prior: float = 0.1
-    mask_estimator: str = "exact"
+    mask_estimator: str = "concrete"
     tau_start: float = 1.0
     tau_end: float = 0.1
     head: str = "hill"

@@ -68,7 +68,7 @@ def train(
             terms = loss_fn(step)
             loss = terms["loss"]
             if not torch.isfinite(loss):
-                shown = ", ".join(f"{k}={float(v):.3g}" for k, v in terms.items())
+                shown = ", ".join(f"{k}={float(v.detach()):.3g}" for k, v in terms.items())
                 raise FitDivergedError(
                     f"loss is not finite at step {step} ({shown}): lower the learning rate or "
                     "check the data scale"

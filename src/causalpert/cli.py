@@ -93,18 +93,9 @@ def demo(
     console.print(table)
     if not gim:
         return
-    from .benchmark.report import headline_table
-    from .benchmark.runner import run_benchmark
-
-    try:
-        _, summary = run_benchmark(protocol="paper-synthetic", sim=sim,
-                                   methods=["gim", "mlp", "additive", "control", "oracle"],
-                                   seeds=[seed], out=out)
-    except (ValueError, RuntimeError, OSError) as exc:
-        _fail(exc)
-    console.print(_rich_table(headline_table(summary),
-                              f"(2) GIM vs baselines, paper-synthetic ({sim}), seed {seed}"))
-    console.print(f"wrote {out}/results.csv, results.json, summary.csv")
+    _benchmark_and_print(f"(2) GIM vs baselines, paper-synthetic ({sim}), seed {seed}",
+                         protocol="paper-synthetic", sim=sim, seeds=[seed], out=out,
+                         methods=["gim", "mlp", "additive", "control", "oracle"])
 
 
 @app.command()
@@ -120,19 +111,26 @@ def benchmark(
     workers: int = typer.Option(1, help="Parallel worker processes (each uses one thread)."),
 ) -> None:
     """Fit and score methods on a protocol; print the summary (mean ± sd over seeds)."""
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        _fail(ValueError(f"--seeds must be comma-separated integers, got {seeds!r}"))
+    _benchmark_and_print(f"{protocol} ({sim}), seeds {seeds} — mean ± sd over seeds",
+                         protocol=protocol, sim=sim, seeds=seed_list, out=out, workers=workers,
+                         methods=[m.strip() for m in methods.split(",") if m.strip()])
+
+
+def _benchmark_and_print(title: str, **kwargs) -> None:
+    """Run the benchmark runner, print its headline table, name the files written."""
     from .benchmark.report import headline_table
     from .benchmark.runner import run_benchmark
 
     try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-        method_list = [m.strip() for m in methods.split(",") if m.strip()]
-        _, summary = run_benchmark(protocol=protocol, sim=sim, methods=method_list,
-                                   seeds=seed_list, out=out, workers=workers)
+        _, summary = run_benchmark(**kwargs)
     except (ValueError, RuntimeError, OSError) as exc:
         _fail(exc)
-    console.print(_rich_table(headline_table(summary),
-                              f"{protocol} ({sim}), seeds {seeds} — mean ± sd over seeds"))
-    console.print(f"wrote {out}/results.csv, results.json, summary.csv")
+    console.print(_rich_table(headline_table(summary), title))
+    console.print(f"wrote {kwargs['out']}/results.csv, results.json, summary.csv")
 
 
 @app.command()

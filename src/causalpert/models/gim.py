@@ -279,8 +279,7 @@ class GIM(PerturbationModel):
                  "history": self.history_.to_dict(), "seen": self.seen_, "alphas": {},
                  "calibration": list(getattr(self, "calibration_", ()))}
         for k, r in getattr(self, "heads_", {}).items():
-            for part in ("coef", "intercept", "x_mean", "x_sd"):
-                tensors[f"head.{k}.{part}"] = torch.as_tensor(getattr(r, part))
+            tensors |= r.to_tensors(f"head.{k}")
             extra["alphas"][k] = r.alpha
         return tensors, extra
 
@@ -293,8 +292,7 @@ class GIM(PerturbationModel):
         self.mu0_, self.s0_ = tensors["mu0"], tensors["s0"]
         self.f_mean_, self.f_sd_ = tensors["f_mean"], tensors["f_sd"]
         self.bandwidth_ = extra["bandwidth"]
-        self.heads_ = {k: RidgeFit(*(tensors[f"head.{k}.{part}"].numpy() for part in
-                                     ("coef", "intercept", "x_mean", "x_sd")), a, [])
+        self.heads_ = {k: RidgeFit.from_tensors(tensors, f"head.{k}", a)
                        for k, a in extra["alphas"].items()}
         self.calibration_ = tuple(extra["calibration"])
         self.drift.eval()

@@ -47,8 +47,21 @@ class RidgeFit:
     alpha: float
     cv_error: list[float]
 
+    PARTS = ("coef", "intercept", "x_mean", "x_sd")
+
     def __call__(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.x_mean) / self.x_sd) @ self.coef + self.intercept
+
+    def to_tensors(self, prefix: str) -> dict:
+        """The arrays as tensors named ``{prefix}.{part}`` (for a checkpoint; α goes to JSON)."""
+        import torch
+
+        return {f"{prefix}.{k}": torch.as_tensor(getattr(self, k)) for k in self.PARTS}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict, prefix: str, alpha: float) -> RidgeFit:
+        """Inverse of ``to_tensors`` (the CV errors are not kept)."""
+        return cls(*(tensors[f"{prefix}.{k}"].numpy() for k in cls.PARTS), alpha, [])
 
 
 def fit_ridge_cv(X: np.ndarray, Y: np.ndarray, groups, alphas=ALPHA_GRID) -> RidgeFit:

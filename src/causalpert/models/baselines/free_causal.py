@@ -78,11 +78,8 @@ class FreeCausalBaseline(PerturbationModel):
     def _state(self):
         r = self.ridge_
         tensors = {f"drift.{k}": v for k, v in self.drift.state_dict().items()}
-        tensors |= {"mu0": self.mu0_, "s0": self.s0_, "seen_scores": self.seen_scores_,
-                    "ridge.coef": torch.as_tensor(r.coef),
-                    "ridge.intercept": torch.as_tensor(r.intercept),
-                    "ridge.x_mean": torch.as_tensor(r.x_mean),
-                    "ridge.x_sd": torch.as_tensor(r.x_sd)}
+        tensors |= {"mu0": self.mu0_, "s0": self.s0_, "seen_scores": self.seen_scores_}
+        tensors |= r.to_tensors("ridge")
         return tensors, {"seen": self.seen_, "max_dose": self.max_dose_, "alpha": r.alpha}
 
     def _load_state(self, tensors, extra) -> None:
@@ -94,5 +91,4 @@ class FreeCausalBaseline(PerturbationModel):
         self.mu0_, self.s0_ = tensors["mu0"], tensors["s0"]
         self.seen_, self.seen_scores_ = extra["seen"], tensors["seen_scores"]
         self.max_dose_ = extra["max_dose"]
-        self.ridge_ = RidgeFit(*(tensors[f"ridge.{k}"].numpy() for k in
-                                 ("coef", "intercept", "x_mean", "x_sd")), extra["alpha"], [])
+        self.ridge_ = RidgeFit.from_tensors(tensors, "ridge", extra["alpha"])

@@ -75,7 +75,7 @@ def run_one(protocol: str, sim: str, method: str, seed: int, *, progress=False, 
         rows += evaluate_graph(model.graph(), data.true_graph)
     if hasattr(model, "diagnostics"):
         for k, v in model.diagnostics().items():
-            if isinstance(v, float | int) and v is not None:
+            if isinstance(v, float | int):
                 rows.append({"split": "train", "context": "all", "metric": f"diag_{k}",
                              "value": float(v)})
     for r in rows:

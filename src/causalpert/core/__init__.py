@@ -7,7 +7,13 @@ from .dose import hill
 from .drift import DRIFTS, Drift, LinearDrift, MLPDrift
 from .interventions import Interventions, intervened_drift
 from .kds import ESTIMATORS, kds, kds_autodiff, kds_bernoulli, stein_kernel_autodiff
-from .linalg import UnstableDriftError, check_stable, max_real_eigenvalue, solve_lyapunov
+from .linalg import (
+    LeadingEigenvalue,
+    UnstableDriftError,
+    check_stable,
+    max_real_eigenvalue,
+    solve_lyapunov,
+)
 from .sampling import (
     SimulationDivergedError,
     euler_maruyama,
@@ -21,6 +27,7 @@ __all__ = [
     "ESTIMATORS",
     "Drift",
     "Interventions",
+    "LeadingEigenvalue",
     "LinearDrift",
     "MLPDrift",
     "SimulationDivergedError",

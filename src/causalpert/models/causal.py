@@ -11,7 +11,6 @@ over minibatches of contexts and cells.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +65,7 @@ def standardise(contexts: Contexts) -> tuple[torch.Tensor, torch.Tensor, Context
     diag −1 and the sparsity pattern), and puts every gene on one scale for the kernel.
     """
     mu0, s0 = contexts.control_moments()
-    return mu0, s0, dataclasses.replace(contexts, x=(contexts.x - mu0) / s0)
+    return mu0, s0, contexts.standardised(mu0, s0)
 
 
 def graph_in_data_units(drift: Drift, s0: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ _EXPORTS = {
     "fit_causal": "causalpert.models",
     "simulate": "causalpert.data",
 }
-_SUBMODULES = ("core", "data", "datasets", "metrics", "models", "benchmark")
+_SUBMODULES = ("core", "data", "datasets", "metrics", "models", "benchmark", "pp")
 
 __all__ = ["__version__", *sorted(_EXPORTS), *_SUBMODULES]
 

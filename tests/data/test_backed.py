@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from causalpert.data.backed import BackedRows, open_store
+from causalpert.data.backed import BackedRows, read_lazy
 from causalpert.data.contexts import Contexts
 
 
@@ -26,8 +26,9 @@ def _write(tmp_path, sparse: bool, fmt: str):
 @pytest.mark.parametrize(("sparse", "fmt"), [(True, "h5ad"), (False, "h5ad"), (True, "zarr")])
 def test_rows_match_memory(tmp_path, sparse, fmt):
     path, x, _ = _write(tmp_path, sparse, fmt)
-    source, obs = open_store(path)
-    assert len(obs) == 300
+    lazy = read_lazy(path)
+    source = lazy.X
+    assert lazy.n_obs == 300
     order = np.random.default_rng(1).permutation(300)
     rows = BackedRows(source, order, chunk=64)
     dense = torch.from_numpy(x[order])
@@ -49,7 +50,7 @@ def test_contexts_on_backed_rows_sample_like_memory(tmp_path):
     path, x, pert = _write(tmp_path, True, "h5ad")
     mem = Contexts.from_arrays(x, pert, np.ones(300))
     order = np.argsort(np.array([mem.perturbations.index(p) for p in pert]), kind="stable")
-    source, _ = open_store(path)
+    source = read_lazy(path).X
     backed = Contexts(x=BackedRows(source, order), offsets=mem.offsets,
                       perturbations=mem.perturbations, doses=mem.doses, genes=mem.genes)
     assert torch.allclose(backed.means(), mem.means())
@@ -69,7 +70,7 @@ def test_nan_in_backed_file_is_reported(tmp_path):
     x[4, 1] = np.nan
     path = tmp_path / "nan.h5ad"
     ad.AnnData(X=x).write_h5ad(path)
-    source, _ = open_store(path)
+    source = read_lazy(path).X
     ctx = Contexts(x=BackedRows(source, np.arange(20)), offsets=torch.tensor([0, 10, 20]),
                    perturbations=("control", "a"), doses=torch.tensor([0.0, 1.0]),
                    genes=("g0", "g1", "g2"))

@@ -37,6 +37,8 @@ class BackedRows:
         self.chunk = chunk
 
     # a small part of the tensor interface, enough for ``Contexts``
+    ndim = 2
+
     @property
     def shape(self) -> torch.Size:
         return torch.Size((len(self.order), len(self.shift)))
@@ -101,17 +103,35 @@ def _dense(block) -> np.ndarray:
     return block.astype(np.float32, copy=False)
 
 
-def open_store(path) -> tuple[object, object]:
-    """(X, obs) of an on-disk AnnData without reading X: ``.h5ad`` (h5py) or ``.zarr``."""
+def read_lazy(path):
+    """An AnnData whose ``X`` stays on disk (``.h5ad``: backed="r"; ``.zarr``: a lazy sparse
+    dataset), for fitting on data larger than memory; obs, var and uns are read."""
     import anndata as ad
 
     path = str(path)
-    if path.rstrip("/").endswith(".zarr"):
-        import zarr
+    if not path.rstrip("/").endswith(".zarr"):
+        return ad.read_h5ad(path, backed="r")
+    import zarr
 
-        group = zarr.open_group(path, mode="r")
-        x = group["X"]
-        return (ad.io.sparse_dataset(x) if isinstance(x, zarr.Group) else x,
-                ad.io.read_elem(group["obs"]))
-    adata = ad.read_h5ad(path, backed="r")
-    return adata.X, adata.obs
+    group = zarr.open_group(path, mode="r")
+    x = group["X"]
+    parts = {k: ad.io.read_elem(group[k]) for k in ("obs", "var", "uns") if k in group}
+    return ad.AnnData(X=ad.io.sparse_dataset(x) if isinstance(x, zarr.Group) else x, **parts)
+
+
+def lazy_matrix(adata, layer: str | None = None):
+    """The on-disk ``X`` of a backed / lazy AnnData as ``BackedRows`` in file order, or None
+    if ``X`` is in memory."""
+    import anndata as ad
+
+    x = adata.X
+    lazy = adata.isbacked or isinstance(x, ad.abc.CSRDataset | ad.abc.CSCDataset)
+    if not lazy:
+        return None
+    if layer is not None:
+        raise ValueError("layer= is not supported for backed AnnData: write the layer to X of "
+                         "its own file, or load the data into memory")
+    if isinstance(x, ad.abc.CSCDataset) or getattr(x, "format", None) == "csc":
+        raise ValueError("backed X is stored as CSC, which reads rows slowly: store X as CSR "
+                         "(adata.X = adata.X.tocsr()) before writing the file")
+    return BackedRows(x, np.arange(adata.n_obs))

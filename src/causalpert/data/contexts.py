@@ -6,7 +6,28 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import torch
+
+from .backed import BackedRows
+
+
+def float32_rows(x, rows=None, *, chunk: int = 4096) -> np.ndarray:
+    """Rows ``rows`` of ``x`` (all rows if None) as one dense float32 array [len(rows), d].
+
+    ``x`` may be dense or sparse (CSR), float or integer; it is converted in blocks of ``chunk``
+    rows, so only the float32 result is ever allocated at full size.
+    """
+    if not sp.issparse(x):
+        x = np.asarray(x)
+        if rows is None and x.dtype == np.float32:
+            return x
+    rows = np.arange(x.shape[0]) if rows is None else np.asarray(rows)
+    out = np.empty((len(rows), x.shape[1]), dtype=np.float32)
+    for i in range(0, len(rows), chunk):
+        block = x[rows[i : i + chunk]]
+        out[i : i + chunk] = block.toarray() if sp.issparse(block) else block
+    return out
 
 
 @dataclass(frozen=True)
@@ -14,7 +35,8 @@ class Contexts:
     """Cells of K contexts, stored contiguously by context, plus per-context metadata.
 
     Attributes:
-        x: cells [N, d] (float32), rows of context k are ``x[offsets[k]:offsets[k+1]]``.
+        x: cells [N, d] (float32), rows of context k are ``x[offsets[k]:offsets[k+1]]``; a
+            tensor, or ``BackedRows`` read from disk on demand (large data).
         offsets: [K + 1] int64 row offsets, offsets[0] = 0, offsets[-1] = N.
         perturbations: perturbation name of each context (length K).
         doses: dose of each context [K].
@@ -23,7 +45,7 @@ class Contexts:
         features: perturbation features of each context [K, p] (control row: zeros), or None.
     """
 
-    x: torch.Tensor
+    x: torch.Tensor | BackedRows
     offsets: torch.Tensor
     perturbations: tuple[str, ...]
     doses: torch.Tensor
@@ -47,7 +69,7 @@ class Contexts:
                 f"context {self.perturbations[k]!r} (dose {float(self.doses[k]):g}) has "
                 f"{int(self.sizes[k])} cell(s); every context needs at least 2 cells"
             )
-        if not torch.isfinite(self.x).all():
+        if isinstance(self.x, torch.Tensor) and not torch.isfinite(self.x).all():
             raise ValueError("cells contain NaN or inf; remove or impute them before fitting")
         if self.features is not None and (self.features.dim() != 2 or len(self.features) != K):
             raise ValueError(f"features must be [K={K}, p], got {tuple(self.features.shape)}")
@@ -67,11 +89,14 @@ class Contexts:
         """Group cells by (perturbation, dose); the control context comes first.
 
         Args:
-            x: cells [N, d]. perturbation: [N] names. dose: [N] doses (ignored for control).
+            x: cells [N, d], dense or sparse, float or integer (densified once, to float32),
+                or ``BackedRows`` (kept on disk).
+            perturbation: [N] names. dose: [N] doses (ignored for control).
             control: the perturbation name of control cells.
             genes: d gene names (default g0, g1, ...).
         """
-        x = np.asarray(x, dtype=np.float32)
+        if not isinstance(x, BackedRows):
+            x = x.tocsr() if sp.issparse(x) else np.asarray(x)
         pert = np.asarray(perturbation).astype(str)
         dose = np.asarray(dose, dtype=np.float64)
         if x.ndim != 2 or pert.shape != (x.shape[0],) or dose.shape != (x.shape[0],):
@@ -94,7 +119,8 @@ class Contexts:
             f"g{j}" for j in range(x.shape[1])
         )
         return cls(
-            x=torch.from_numpy(x[order]),
+            x=x.reorder(order) if isinstance(x, BackedRows)
+            else torch.from_numpy(float32_rows(x, order)),
             offsets=torch.from_numpy(offsets.astype(np.int64)),
             perturbations=tuple(k[0] for k in keys),
             doses=torch.tensor([k[1] for k in keys], dtype=torch.float32),
@@ -111,10 +137,14 @@ class Contexts:
         keep = [int(k) for k in keep]
         if self.control not in keep:
             raise ValueError("a subset of contexts must keep the control context")
-        parts = [self.cells(k) for k in keep]
-        sizes = torch.tensor([len(p) for p in parts])
+        sizes = self.sizes[keep]
+        if isinstance(self.x, BackedRows):
+            bounds = [(int(self.offsets[k]), int(self.offsets[k + 1])) for k in keep]
+            x = self.x.reorder(np.concatenate([np.arange(a, b) for a, b in bounds]))
+        else:
+            x = torch.cat([self.cells(k) for k in keep])
         return Contexts(
-            x=torch.cat(parts),
+            x=x,
             offsets=torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)]),
             perturbations=tuple(self.perturbations[k] for k in keep),
             doses=self.doses[keep],
@@ -141,11 +171,23 @@ class Contexts:
         return self.x[self.offsets[k] : self.offsets[k + 1]]
 
     def means(self) -> torch.Tensor:
-        """Per-context mean [K, d]."""
-        sums = torch.zeros(self.n_contexts, self.n_genes, dtype=torch.float64)
+        """Per-context mean [K, d] (one streamed pass over the file for ``BackedRows``)."""
         ctx = torch.repeat_interleave(torch.arange(self.n_contexts), self.sizes)
-        sums.index_add_(0, ctx, self.x.double())
+        if isinstance(self.x, BackedRows):
+            sums, bad = self.x.group_sums(ctx.numpy(), self.n_contexts)
+            if bad:
+                raise ValueError(f"{bad} cells have NaN or inf values: remove or impute them "
+                                 "first")
+        else:
+            sums = torch.zeros(self.n_contexts, self.n_genes, dtype=torch.float64)
+            sums.index_add_(0, ctx, self.x.double())
         return (sums / self.sizes[:, None]).float()
+
+    def standardised(self, shift: torch.Tensor, scale: torch.Tensor) -> Contexts:
+        """The contexts in coordinates (x − shift) / scale (no copy for ``BackedRows``)."""
+        x = (self.x.affine(shift, scale) if isinstance(self.x, BackedRows)
+             else (self.x - shift) / scale)
+        return dataclasses.replace(self, x=x)
 
     def control_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Control mean μ₀ [d] and standard deviation s₀ [d] (floored at 1e-6), in float64

@@ -18,6 +18,7 @@ import torch
 from ..data.contexts import Contexts
 from ..data.features import resolve_features
 from ..data.prepare import prepare
+from ..data.smiles import SmilesFeaturizer, resolve_featurizer, smiles_inputs
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 PREDICT_MODES = ("map", "mean", "sample")
@@ -43,7 +44,9 @@ class PerturbationModel:
     """Base class. Options are keyword-only and stored in ``self.options`` (saved with the model).
 
     Attributes set by ``fit``: ``genes_``, ``feature_table_`` (perturbation × feature),
-    ``feature_source_`` (``user``, ``uns`` or ``one-hot``), ``control_cells_`` [n0, d].
+    ``feature_source_`` (``user``, ``uns`` or ``one-hot``), ``control_cells_`` [n0, d],
+    ``featurizer_`` (a ``SmilesFeaturizer`` or None) and ``known_smiles_`` ({canonical SMILES:
+    perturbation name}, from ``adata.uns["smiles"]``).
     """
 
     name: ClassVar[str] = "base"
@@ -56,6 +59,8 @@ class PerturbationModel:
         self.seed = seed
         self.options = options
         self.genes_: tuple[str, ...] | None = None
+        self.featurizer_: SmilesFeaturizer | None = None
+        self.known_smiles_: dict[str, str] = {}
 
     # ---------------------------------------------------------------- fit
     def fit(
@@ -68,6 +73,7 @@ class PerturbationModel:
         features: pd.DataFrame | None = None,
         layer: str | None = None,
         progress: bool | None = None,
+        featurizer: SmilesFeaturizer | dict | None = None,
     ) -> PerturbationModel:
         """Fit on all cells of ``adata`` (select a split before calling).
 
@@ -78,10 +84,15 @@ class PerturbationModel:
                 ["perturbation_features"]`` if present, else a one-hot code.
             layer: fit on this layer instead of ``X``.
             progress: show progress bars (default on, off with CAUSALPERT_PROGRESS=0).
+            featurizer: a ``SmilesFeaturizer`` (or its dict) saved with the model so that
+                ``predict(smiles=...)`` works; None → ``adata.uns["featurizer"]`` if present.
+                Without a feature table it featurises ``adata.uns["smiles"]``.
         """
         contexts = prepare(adata, perturbation_key=perturbation_key, dose_key=dose_key,
                            control=control, layer=layer)
         perts = [p for k, p in enumerate(contexts.perturbations) if k != contexts.control]
+        self.featurizer_, features, self.known_smiles_ = resolve_featurizer(
+            adata, featurizer, features)
         table, source = resolve_features(adata, features, perts)
         self.feature_table_, self.feature_source_ = table, source
         self.genes_ = contexts.genes
@@ -132,12 +143,27 @@ class PerturbationModel:
     def _default_perturbations(self, perturbations):
         return list(self.feature_table_.index) if perturbations is None else list(perturbations)
 
+    def _inputs(self, perturbations, smiles, features) -> tuple[list[str], list[str], torch.Tensor]:
+        """(labels, names for ``_predict``, features [P, p]) from names or SMILES strings."""
+        if smiles is None:
+            names = [str(p) for p in perturbations]
+            return names, names, self._features_for(names, features)
+        if perturbations is not None or features is not None:
+            raise ValueError("pass either perturbation names (with optional features=) or "
+                             "smiles=, not both")
+        if self.featurizer_ is None:
+            raise ValueError("this model was fitted without a SMILES featurizer; refit with "
+                             "fit(..., featurizer=SmilesFeaturizer()) or pass perturbation names")
+        labels, names, F = smiles_inputs(self.featurizer_, smiles, self.known_smiles_)
+        return labels, names, torch.as_tensor(F, dtype=torch.float32)
+
     # ---------------------------------------------------------------- outputs
     def predict(
         self,
-        perturbations,
+        perturbations=None,
         doses=1.0,
         *,
+        smiles=None,
         features: pd.DataFrame | None = None,
         n_cells: int = 500,
         mode: str = "map",
@@ -148,6 +174,8 @@ class PerturbationModel:
         Args:
             perturbations: names (seen in fit, or present in ``features``).
             doses: one dose per perturbation, or one dose for all.
+            smiles: SMILES strings instead of names (a model fitted with a featurizer); a
+                molecule seen in fit predicts as its perturbation name would.
             features: DataFrame indexed by perturbation name, needed for unseen ones.
             n_cells: cells per (perturbation, dose).
             mode: ``"map"`` (most likely intervention), ``"mean"`` (the expected intervention)
@@ -156,19 +184,21 @@ class PerturbationModel:
             seed: sampling seed (default: the model's seed).
 
         Returns:
-            AnnData (P · n_cells) × genes with ``obs["perturbation"]`` and ``obs["dose"]``.
+            AnnData (P · n_cells) × genes with ``obs["perturbation"]`` (the name, or the SMILES
+            string as given) and ``obs["dose"]``.
         """
         self._check_fitted()
+        if perturbations is None and smiles is None:
+            raise ValueError("pass the perturbations to predict (names) or smiles=")
         if mode not in PREDICT_MODES:
             raise ValueError(f"mode must be one of {PREDICT_MODES}, got {mode!r}")
         if n_cells < 1:
             raise ValueError(f"n_cells must be ≥ 1, got {n_cells}")
-        perturbations = [str(p) for p in perturbations]
+        perturbations, names, F = self._inputs(perturbations, smiles, features)
         doses = broadcast_doses(doses, len(perturbations))
-        F = self._features_for(perturbations, features)
         g = torch.Generator().manual_seed(self.seed if seed is None else seed)
         with torch.no_grad():
-            kw = {"perturbations": perturbations} if self.predict_uses_names else {}
+            kw = {"perturbations": names} if self.predict_uses_names else {}
             X = self._predict(F, torch.as_tensor(doses, dtype=torch.float32), n_cells, mode, g,
                               **kw)
         X = np.asarray(X, dtype=np.float32).reshape(-1, len(self.genes_))
@@ -181,16 +211,22 @@ class PerturbationModel:
     def _predict(self, F, doses, n_cells, mode, generator) -> torch.Tensor:
         raise NotImplementedError
 
-    def target_probabilities(self, perturbations=None, *, features: pd.DataFrame | None = None
-                             ) -> pd.DataFrame:
-        """Target score per (perturbation, gene): a probability for GIM, a score for baselines."""
+    def target_probabilities(self, perturbations=None, *, smiles=None,
+                             features: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Target score per (perturbation, gene): a probability for GIM, a score for baselines.
+
+        Rows: ``perturbations`` (default: every one in the feature table) or, with ``smiles=``,
+        the SMILES strings (a model fitted with a featurizer).
+        """
         self._check_fitted()
         if not self.has_target_scores:
             raise NotImplementedError(f"the {self.name} model gives no target scores")
-        perturbations = self._default_perturbations(perturbations)
+        if smiles is None:
+            perturbations = self._default_perturbations(perturbations)
+        labels, names, F = self._inputs(perturbations, smiles, features)
         with torch.no_grad():
-            S = self._target_scores(self._features_for(perturbations, features), perturbations)
-        return pd.DataFrame(np.asarray(S), index=perturbations, columns=list(self.genes_))
+            S = self._target_scores(F, names)
+        return pd.DataFrame(np.asarray(S), index=labels, columns=list(self.genes_))
 
     def _target_scores(self, F, perturbations) -> torch.Tensor:
         raise NotImplementedError
@@ -222,6 +258,8 @@ class PerturbationModel:
             "feature_index": list(self.feature_table_.index),
             "feature_columns": [str(c) for c in self.feature_table_.columns],
             "feature_source": self.feature_source_, "extra": extra,
+            "featurizer": None if self.featurizer_ is None else self.featurizer_.to_dict(),
+            "smiles": {n: c for c, n in self.known_smiles_.items()},
         }
         save_checkpoint(path, tensors, meta)
 
@@ -241,6 +279,9 @@ class PerturbationModel:
                                                 columns=meta["feature_columns"])
             model.feature_source_ = meta["feature_source"]
             model.control_cells_ = tensors.pop("control_cells")
+            spec = meta.get("featurizer")  # absent in checkpoints from before SMILES support
+            model.featurizer_ = None if spec is None else SmilesFeaturizer.from_dict(spec)
+            model.known_smiles_ = {c: n for n, c in meta.get("smiles", {}).items()}
             state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
             model._load_state(state, meta["extra"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -46,17 +46,13 @@ class FitConfig:
             constrains slow modes of the mean only weakly).
         lambda_shift: L1 weight on free per-context shifts, mean_k Σ_j |u_kj| / d
             (``fit_causal``; the free-causal baseline).
-        refit_steps: steps of the refit stage (variant A): targets frozen at m = 1[π > 0.5],
-            sparsity penalties off, drift and Hill parameters re-estimated (undoes the L1
-            shrinkage of the effect sizes, as in a relaxed lasso); 0 turns it off.
-        refit_moment_weight: moment_weight during the refit stage (linear model only).
-        refit_targets: targets in the refit stage: ``"frozen"`` at 1[π > 0.5], ``"learn"``
-            (relaxed Bernoulli + λ_T, as in the first stage) or ``"reset"`` (learn from π = ½).
-        calibrated_targets: after the refit (frozen targets), set every training
-            perturbation's π to sigmoid(w |π ⊙ a| + b), a logistic calibration of π on the
-            refitted expected amplitude, and refit for ``refit_steps // 2`` more steps with the
-            new targets: after the refit, spurious targets (which stood in for shrunk graph
-            weights) keep a saturated π but lose their amplitude.
+        refit_steps: steps of the refit stage of variant A (``GIM._refit``): targets frozen
+            at m = 1[π > 0.5], drift and Hill parameters re-estimated without the target
+            penalty (and without the L1 on a linear graph), as in a relaxed lasso; 0: off.
+        device: where GIM trains (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); cells move
+            there per minibatch, the fitted model comes back to the CPU.
+        calibrated_targets: after the refit, π ← sigmoid(w |π ⊙ a| + b) (logistic fit of π
+            on the refitted expected amplitude) and ``refit_steps // 2`` more refit steps.
     """
 
     steps: int = 3000
@@ -88,10 +84,9 @@ class FitConfig:
     lambda_shift: float = 0.0
     moment_weight: float = 0.0
     variant: str = "latent"
-    refit_steps: int = 0
-    refit_moment_weight: float = 0.0
-    refit_targets: str = "frozen"
-    calibrated_targets: bool = False
+    refit_steps: int = 1000
+    calibrated_targets: bool = True
+    device: str = "cpu"
 
     def __post_init__(self):
         if self.estimator not in ("u", "v", "linear"):

@@ -56,6 +56,16 @@ def _fit_logistic(x: torch.Tensor, y: torch.Tensor, steps: int = 200) -> tuple[f
     return float(wb[0].detach()), float(wb[1].detach())
 
 
+def _device(name: str) -> torch.device:
+    """``torch.device(name)``, with a one-line error when that device is not available."""
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but torch sees no CUDA GPU: use device='cpu'")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={name!r} but MPS is not available: use device='cpu'")
+    return dev
+
+
 class _StabilityPenalty:
     """relu(max Re eig(W) + margin)² — keeps the linear drift Hurwitz with a margin. The
     eigenvalue is exact every step for d ≤ 20 and refreshed every d / 20 steps above
@@ -73,7 +83,7 @@ def _moment_term(drift, shift: torch.Tensor, target: torch.Tensor) -> torch.Tens
     """mean_k ‖μ_k − x̄_k‖² / d with the exact stationary means μ_k = −W⁻¹(b + s_k) of the
     control (s = 0, first row of ``target``) and the shifted contexts ``shift`` [B, d]."""
     d = shift.shape[1]
-    shift = torch.cat([torch.zeros(1, d), shift])
+    shift = torch.cat([shift.new_zeros(1, d), shift])
     mu = -torch.linalg.solve(drift.W, (drift.b + shift).T).T
     return ((mu - target) ** 2).sum(-1).mean() / d
 
@@ -151,6 +161,11 @@ class GIM(PerturbationModel):
             with torch.no_grad():
                 for k in sorted(pert.tolist(), key=lambda j: float(doses[j])):  # top dose last
                     self.net.amplitude[pidx[k]] = means[k] - means[z.control]
+        # train on cfg.device (cells move there per minibatch); outputs are computed on the CPU
+        dev = _device(cfg.device)
+        self.drift.to(dev)
+        self.net.to(dev)
+        means, doses, Fz, pidx = means.to(dev), doses.to(dev), Fz.to(dev), pidx.to(dev)
         h = self.bandwidth_ = resolve_bandwidth(z, cfg)
         g = torch.Generator().manual_seed(self.seed)
         B = min(cfg.batch_contexts, len(pert))
@@ -161,11 +176,12 @@ class GIM(PerturbationModel):
         stability = _StabilityPenalty(z.n_genes, cfg.stability_margin)
 
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
-            x0 = z.sample(ctrl_idx, cfg.control_cells, generator=g)
+            x0 = z.sample(ctrl_idx, cfg.control_cells, generator=g).to(dev)
             s2 = torch.exp(2 * drift.log_sigma)[None]
             k_ctrl = kds(x0, drift(x0), s2, bandwidth=h, estimator=cfg.estimator).mean()
             idx = pert[torch.randperm(len(pert), generator=g)[:B]]
-            x = z.sample(idx, cfg.cells_per_context, generator=g)
+            x = z.sample(idx, cfg.cells_per_context, generator=g).to(dev)
+            idx = idx.to(dev)
             logits, u = net(pidx[idx], doses[idx]) if latent else net(Fz[idx], doses[idx])
             pi = torch.sigmoid(logits)
             s2b = s2.expand(B, -1)
@@ -175,7 +191,7 @@ class GIM(PerturbationModel):
                                        estimator=cfg.estimator)
             else:
                 tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / cfg.steps)
-                noise = torch.rand(pi.shape, generator=g).clamp(1e-6, 1 - 1e-6)
+                noise = torch.rand(pi.shape, generator=g).clamp(1e-6, 1 - 1e-6).to(dev)
                 m = torch.sigmoid((logits + torch.log(noise) - torch.log1p(-noise)) / tau)
                 k_pert = kds(x, drift(x) + (m * u)[:, None], s2b, bandwidth=h,
                              estimator=cfg.estimator)
@@ -184,7 +200,8 @@ class GIM(PerturbationModel):
             loss = (cfg.control_weight * k_ctrl + terms["kds_perturbed"]
                     + cfg.lambda_graph * terms["sparsity"] + cfg.lambda_targets * terms["targets"])
             if self.causal == "linear" and cfg.moment_weight > 0:
-                terms["moments"] = _moment_term(drift, pi * u, means[torch.cat([ctrl_idx, idx])])
+                rows = torch.cat([ctrl_idx.to(dev), idx])
+                terms["moments"] = _moment_term(drift, pi * u, means[rows])
                 loss = loss + cfg.moment_weight * terms["moments"]
             if self.causal == "linear" and cfg.stability_weight > 0:
                 terms["stability"] = stability(drift)
@@ -198,81 +215,64 @@ class GIM(PerturbationModel):
                               log_every=cfg.log_every, progress=progress,
                               description=f"fitting GIM ({self.causal})")
         if latent and cfg.refit_steps > 0:
-            self._refit(z, pert, pidx, means, g, progress)
-        self.drift.eval()
-        self.net.eval()
+            self._refit(z, pert, pidx, g, progress, dev)
+        self.drift.cpu().eval()
+        self.net.cpu().eval()
         if latent:
-            self._fit_heads(Fz, pidx)
+            self._fit_heads(Fz.cpu(), pidx.cpu())
 
-    def _refit(self, z: Contexts, pert, pidx, means, g, progress) -> None:
-        """Refit stage: targets frozen at m = 1[π > 0.5], no sparsity penalties; the drift and
-        the Hill parameters (a, K, n) are re-estimated by KDS (+ the moment term, linear), like
-        the refit of a relaxed lasso undoing the L1 shrinkage of effect sizes."""
+    def _refit(self, z: Contexts, pert, pidx, g, progress, dev) -> None:
+        """Refit stage (variant A), like the refit of a relaxed lasso: targets frozen at
+        m = 1[π > 0.5], no target penalty, the drift and the Hill parameters (a, K, n)
+        re-estimated by the KDS. The linear model drops its L1 too (it shrinks the weights, so
+        downstream effects come out too small and spurious targets stand in for them); the MLP
+        model keeps its group lasso (without it, edge strength spreads over all pairs).
+
+        With ``calibrated_targets``, π is then set to sigmoid(w |π ⊙ a| + b), the logistic fit
+        of π on the refitted expected amplitude (spurious targets keep a saturated π but lose
+        their amplitude), and the refit runs ``refit_steps // 2`` more steps on those targets.
+        """
         cfg, drift, net, h = self.config, self.drift, self.net, self.bandwidth_
-        masks = {}
-
-        def freeze_targets():
-            with torch.no_grad():
-                masks["M"] = (torch.sigmoid(net.logits) > 0.5).float()
-
-        freeze_targets()
         B = min(cfg.batch_contexts, len(pert))
         ctrl_idx = torch.tensor([z.control])
-
+        lambda_graph = cfg.lambda_graph if self.causal == "mlp" else 0.0
         stability = _StabilityPenalty(z.n_genes, cfg.stability_margin)
+        masks = {}
 
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
-            x0 = z.sample(ctrl_idx, cfg.control_cells, generator=g)
+            x0 = z.sample(ctrl_idx, cfg.control_cells, generator=g).to(dev)
             s2 = torch.exp(2 * drift.log_sigma)[None]
             k_ctrl = kds(x0, drift(x0), s2, bandwidth=h, estimator=cfg.estimator).mean()
             idx = pert[torch.randperm(len(pert), generator=g)[:B]]
-            x = z.sample(idx, cfg.cells_per_context, generator=g)
-            logits, u = net(pidx[idx], z.doses[idx])
-            if learn_targets:
-                tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / cfg.refit_steps)
-                noise = torch.rand(u.shape, generator=g).clamp(1e-6, 1 - 1e-6)
-                m = torch.sigmoid((logits + torch.log(noise) - torch.log1p(-noise)) / tau)
-            else:
-                m = masks["M"][pidx[idx]]
-            shift = m * u
+            x = z.sample(idx, cfg.cells_per_context, generator=g).to(dev)
+            idx = idx.to(dev)
+            _, u = net(pidx[idx], z.doses.to(dev)[idx])
+            shift = masks["M"][pidx[idx]] * u
             k_pert = kds(x, drift(x) + shift[:, None], s2.expand(B, -1), bandwidth=h,
                          estimator=cfg.estimator).mean()
-            terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert}
-            loss = cfg.control_weight * k_ctrl + k_pert
-            if learn_targets:
-                terms["targets"] = torch.sigmoid(logits).sum(-1).mean() / z.n_genes
-                loss = loss + cfg.lambda_targets * terms["targets"]
-            if self.causal == "linear" and cfg.refit_moment_weight > 0:
-                terms["moments"] = _moment_term(drift, shift, means[torch.cat([ctrl_idx, idx])])
-                loss = loss + cfg.refit_moment_weight * terms["moments"]
+            terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert,
+                     "sparsity": drift.sparsity()}
+            loss = cfg.control_weight * k_ctrl + k_pert + lambda_graph * terms["sparsity"]
             if self.causal == "linear" and cfg.stability_weight > 0:
                 terms["stability"] = stability(drift)
                 loss = loss + cfg.stability_weight * terms["stability"]
             return {"loss": loss, **terms}
 
-        learn_targets = cfg.refit_targets != "frozen"
-        if cfg.refit_targets == "reset":
-            with torch.no_grad():
-                net.logits.zero_()
-        net.logits.requires_grad_(learn_targets)
-        hill_params = [net.amplitude, net.log_ec50, net.hill_raw]
-        if learn_targets:
-            hill_params.append(net.logits)
         groups = [{"params": list(drift.parameters()), "lr": cfg.lr},
-                  {"params": hill_params, "lr": cfg.lr_gim}]
-        self.refit_history_ = train(groups, loss_fn, steps=cfg.refit_steps, lr=cfg.lr,
-                                    log_every=cfg.log_every, progress=progress,
-                                    description=f"refitting GIM ({self.causal})")
-        if cfg.calibrated_targets and not learn_targets:
+                  {"params": [net.amplitude, net.log_ec50, net.hill_raw], "lr": cfg.lr_gim}]
+        rounds = [cfg.refit_steps] + ([max(1, cfg.refit_steps // 2)]
+                                      if cfg.calibrated_targets else [])
+        for r, steps in enumerate(rounds):
             with torch.no_grad():
-                effect = (torch.sigmoid(net.logits) * net.amplitude).abs()
-                w, b = _fit_logistic(effect.flatten(), torch.sigmoid(net.logits).flatten())
-                net.logits.copy_(w * effect + b)
-            freeze_targets()
-            train(groups, loss_fn, steps=max(1, cfg.refit_steps // 2), lr=cfg.lr,
-                  log_every=cfg.log_every, progress=progress,
-                  description=f"refitting GIM ({self.causal}, calibrated targets)")
-        net.logits.requires_grad_(True)
+                if r == 1:
+                    effect = (torch.sigmoid(net.logits) * net.amplitude).abs()
+                    w, b = _fit_logistic(effect.flatten().cpu(),
+                                         torch.sigmoid(net.logits).flatten().cpu())
+                    net.logits.copy_(w * effect + b)
+                masks["M"] = (torch.sigmoid(net.logits) > 0.5).float()
+            self.refit_history_ = train(
+                groups, loss_fn, steps=steps, lr=cfg.lr, log_every=cfg.log_every,
+                progress=progress, description=f"refitting GIM ({self.causal}, round {r + 1})")
 
     #: latent blocks regressed on features; "effect" = π ⊙ a, the expected amplitude
     HEAD_KEYS = ("effect", "log_ec50", "hill_raw")

@@ -147,7 +147,8 @@ class GIM(PerturbationModel):
             raise ValueError("no perturbed contexts: GIM needs cells of at least one perturbation")
         F = z.features
         self.f_mean_ = F[pert].mean(0)
-        self.f_sd_ = F[pert].std(0).nan_to_num(1.0).clamp_min(1e-6)
+        sd = F[pert].std(0).nan_to_num(1.0)
+        self.f_sd_ = torch.where(sd > 1e-6, sd, torch.ones_like(sd))  # constant bits: 1
         Fz = (F - self.f_mean_) / self.f_sd_
         doses = z.doses
         seen = sorted({z.perturbations[k] for k in pert.tolist()})
@@ -309,7 +310,7 @@ class GIM(PerturbationModel):
         Fz = (F - self.f_mean_) / self.f_sd_
         if self.config.variant == "joint":
             logits, u = self.net(Fz, doses)
-            return torch.sigmoid(logits), u
+            return torch.sigmoid(logits.double()), u
         X = Fz.double().numpy()
         raw = {k: torch.as_tensor(self.heads_[k](X), dtype=torch.float32) for k in self.HEAD_KEYS}
         w, b = self.calibration_
@@ -320,7 +321,9 @@ class GIM(PerturbationModel):
             own = self.net.raw(torch.tensor([self.seen_.index(perturbations[i]) for i in seen]))
             for k in RAW_KEYS:
                 raw[k][seen] = own[k]
-        return torch.sigmoid(raw["logits"]), hill_shift(raw, doses)
+        # π in float64: calibrated logits reach 20–40, where a float32 sigmoid rounds to
+        # exactly 1 and ties every confident target (the ranking lives in the logits)
+        return torch.sigmoid(raw["logits"].double()), hill_shift(raw, doses)
 
     def _predict(self, F, doses, n_cells, mode, generator, *, perturbations) -> torch.Tensor:
         pi, u = self._interventions(F, doses, perturbations)

@@ -1,13 +1,15 @@
 """causalpert benchmarks: ratios measured in this run, with absolute figures for context.
 
-    python bench/run.py --out bench-results.json        # full run (< 5 min on 2 cores)
-    python bench/run.py --quick                         # smaller sizes (< 1 min)
+    python bench/run.py --out bench-results.json        # full run
+    python bench/run.py --quick                         # smaller sizes
     python bench/run.py --only kds_closed_vs_autodiff   # some sections only
 
-Every section is a function ``Config -> Section`` registered in ``SECTIONS``; its ``results`` are
-flat, section-prefixed keys that go into the JSON under ``"results"`` (see bench/README.md). Times
-are wall-clock (``time.perf_counter``), best of the stated repetitions, after one warm-up call;
-torch keeps its default thread count.
+Every section is a function ``Config -> Section`` registered in ``SECTIONS`` (this file,
+``training.py``, ``reference.py``, ``sweeps.py``; shared pieces in ``common.py``); its
+``results`` are flat, section-prefixed keys that go into the JSON under ``"results"`` (see
+bench/README.md). Times are wall-clock (``time.perf_counter``), best of the stated repetitions
+after one warm-up call (training-loop sections: one timed loop after a warm-up fit); torch keeps
+its default thread count.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,72 +36,13 @@ import causalpert
 from causalpert.core import LinearDrift, MLPDrift, kds, kds_autodiff, sample_stationary
 from causalpert.data.ground_truth import random_drift
 from causalpert.metrics import mmd
+from common import Config, Section, best_of, default_dtype, fmt_s, fmt_x, log
+from reference import bench_reference_task
+from sweeps import bench_ray_matches_local
+from training import bench_fit_scaling, bench_gim_speed
 
 # piped output (CI logs, `make bench | tee`) gets a table wide enough to stay readable
 console = Console(width=None if sys.stdout.isatty() else 140)
-_err = Console(stderr=True, markup=False, highlight=False)
-
-
-def log(msg: str) -> None:
-    """Progress line on stderr (not part of the results)."""
-    _err.print(msg)
-
-
-@dataclass(frozen=True)
-class Config:
-    quick: bool = False
-
-
-@dataclass
-class Section:
-    """What a benchmark section returns.
-
-    results: JSON values (flat keys, prefixed by the section's topic).
-    rows: (metric, value, context) lines for the printed table, ratios first.
-    notes: sentences printed under the table and stored in the JSON (caveats, warnings).
-    """
-
-    results: dict[str, object] = field(default_factory=dict)
-    rows: list[tuple[str, str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------------------------------
-# helpers
-
-
-def fmt_s(t: float) -> str:
-    if t >= 3600:
-        return f"{t / 3600:.1f} h"
-    if t >= 1:
-        return f"{t:.2f} s"
-    if t >= 1e-3:
-        return f"{t * 1e3:.2f} ms"
-    return f"{t * 1e6:.1f} µs"
-
-
-def fmt_x(r: float) -> str:
-    return f"{r:,.0f}×" if r >= 100 else f"{r:.1f}×"
-
-
-def best_of(fn: Callable[[], object], reps: int) -> tuple[float, object]:
-    """Min wall time over ``reps`` calls (after the caller's warm-up) and the last return value."""
-    times, out = [], None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype):
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,6 +256,10 @@ def bench_kds(cfg: Config) -> Section:
 SECTIONS: dict[str, Callable[[Config], Section]] = {
     "exact_vs_em": bench_exact_vs_em,
     "kds_closed_vs_autodiff": bench_kds,
+    "gim_speed": bench_gim_speed,
+    "fit_scaling": bench_fit_scaling,
+    "reference_task": bench_reference_task,
+    "ray_matches_local": bench_ray_matches_local,
 }
 
 

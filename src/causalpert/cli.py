@@ -102,13 +102,21 @@ def demo(
 def benchmark(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for results.csv, "
                              "results.json and summary.csv."),
-    protocol: str = typer.Option("paper-synthetic", help="Benchmark protocol."),
+    protocol: str = typer.Option("paper-synthetic", help="Benchmark protocol: paper-synthetic "
+                                 "(simulated, known truth), sachs (bundled flow cytometry) or "
+                                 "sciplex3 (your file, --data)."),
     sim: str = typer.Option("linear", help="Ground truth for synthetic protocols: linear or mlp."),
     methods: str = typer.Option("gim,mlp,additive,free-causal,de,control,oracle",
                                 help="Comma-separated methods. Ablations of gim: gim-joint, "
                                 "gim-exact, gim-joint-mlphead, gim-vstat."),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
     workers: int = typer.Option(1, help="Parallel worker processes (each uses one thread)."),
+    executor: str = typer.Option("local", help="local (this process or --workers processes) "
+                                 "or ray (one Ray task per fit; needs causalpert[ray])."),
+    address: str = typer.Option(None, help="Ray cluster address (--executor ray; default: "
+                                "start a local Ray instance)."),
+    data: Path = typer.Option(None, help="Your sciplex3 h5ad file (--protocol sciplex3)."),
+    cell_line: str = typer.Option("A549", help="Cell line of a sciplex3 run."),
 ) -> None:
     """Fit and score methods on a protocol; print the summary (mean ± sd over seeds)."""
     try:
@@ -117,6 +125,7 @@ def benchmark(
         _fail(ValueError(f"--seeds must be comma-separated integers, got {seeds!r}"))
     _benchmark_and_print(f"{protocol} ({sim}), seeds {seeds} — mean ± sd over seeds",
                          protocol=protocol, sim=sim, seeds=seed_list, out=out, workers=workers,
+                         executor=executor, address=address, data=data, cell_line=cell_line,
                          methods=[m.strip() for m in methods.split(",") if m.strip()])
 
 
@@ -127,7 +136,7 @@ def _benchmark_and_print(title: str, **kwargs) -> None:
 
     try:
         _, summary = run_benchmark(**kwargs)
-    except (ValueError, RuntimeError, OSError) as exc:
+    except (ValueError, RuntimeError, OSError, ImportError) as exc:
         _fail(exc)
     console.print(_rich_table(headline_table(summary), title))
     console.print(f"wrote {kwargs['out']}/results.csv, results.json, summary.csv")

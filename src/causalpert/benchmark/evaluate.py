@@ -17,6 +17,7 @@ from ..metrics import (
     sinkhorn,
     target_auprc,
     target_auroc,
+    target_rank,
 )
 
 #: scored per test context by default. ``sinkhorn`` (ε = metrics.SINKHORN_EPSILON) is opt-in:
@@ -76,6 +77,20 @@ def evaluate_targets(scores: pd.DataFrame, truth: pd.DataFrame, *, split: str) -
              "value": target_auroc(s, labels)},
             {"split": split, "context": "all", "metric": "target_auprc",
              "value": target_auprc(s, labels)}]
+
+
+def evaluate_target_ranks(scores: pd.DataFrame, intended: dict[str, str], *, split: str
+                          ) -> list[dict]:
+    """Per perturbation with one intended target: ``target_rank`` (1 = best, ties averaged)
+    and ``target_top2`` (1 if that rank ≤ 2)."""
+    rows = []
+    for p in scores.index:
+        if p not in intended:
+            continue
+        r = target_rank(scores.loc[p].to_numpy(), list(scores.columns).index(intended[p]))
+        rows += [{"split": split, "context": p, "metric": "target_rank", "value": r},
+                 {"split": split, "context": p, "metric": "target_top2", "value": float(r <= 2)}]
+    return rows
 
 
 def evaluate_graph(graph: pd.DataFrame, true_adjacency: np.ndarray, *, split: str = "graph"

@@ -8,7 +8,8 @@ import pandas as pd
 HEADLINE = (
     ("id", "edist_rel"), ("id", "edist"), ("partial_ood", "edist"), ("partial_ood", "edist_rel"),
     ("full_ood", "edist"), ("full_ood", "edist_rel"), ("id", "target_auprc"),
-    ("full_ood", "target_auroc"), ("graph", "graph_auprc"), ("train", "fit_seconds"),
+    ("full_ood", "target_auroc"), ("targets", "target_rank"), ("targets", "target_top2"),
+    ("targets", "target_auroc"), ("graph", "graph_auprc"), ("train", "fit_seconds"),
 )
 
 

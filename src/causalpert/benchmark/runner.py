@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .evaluate import evaluate_graph, evaluate_prediction, evaluate_targets
+from .evaluate import (
+    evaluate_graph,
+    evaluate_prediction,
+    evaluate_target_ranks,
+    evaluate_targets,
+)
 from .protocols import load_protocol
 
 #: method name → (registered model, options). Ablations are variants of ``gim``.
@@ -27,6 +32,8 @@ METHODS: dict[str, tuple[str, dict]] = {
     "gim-exact": ("gim", {"mask_estimator": "exact"}),
     "gim-joint-mlphead": ("gim", {"variant": "joint", "head": "mlp"}),
     "gim-vstat": ("gim", {"estimator": "v"}),
+    "gim-norefit": ("gim", {"refit_steps": 0}),
+    "gim-uncalibrated": ("gim", {"calibrated_targets": False}),
     "control": ("control", {}),
     "additive": ("additive", {}),
     "mlp": ("mlp", {}),
@@ -53,26 +60,41 @@ def make_model(method: str, *, seed: int, sim: str | None = None, **overrides):
 
 
 def run_one(protocol: str, sim: str, method: str, seed: int, *, progress=False, design=None,
-            overrides: dict | None = None) -> list[dict]:
-    """Fit one (method, seed) and return its tidy rows."""
-    data = load_protocol(protocol, sim=sim, seed=seed, design=design)
-    model = make_model(method, seed=seed, sim=sim, **(overrides or {}).get(method, {}))
+            overrides: dict | None = None, data: str | None = None,
+            cell_line: str = "A549") -> list[dict]:
+    """Fit one (method, seed) and return its tidy rows.
+
+    Predictions are scored on every test split of a fit to ``train``; targets and graph on
+    the same fit, or, where the protocol has ``fit_all`` (Sachs), on a second fit to all cells.
+    """
+    pdata = load_protocol(protocol, sim=sim, seed=seed, design=design, data=data,
+                          cell_line=cell_line)
+    options = (overrides or {}).get(method, {})
+    model = make_model(method, seed=seed, sim=sim, **options)
     t0 = time.perf_counter()
-    model.fit(data.train, progress=progress, **data.fit_kwargs)
+    model.fit(pdata.train, progress=progress, **pdata.fit_kwargs)
     rows = [{"split": "train", "context": "all", "metric": "fit_seconds",
              "value": time.perf_counter() - t0}]
     if method != "de":
-        for split, test in data.tests.items():
-            rows += evaluate_prediction(model, test, data.x_control, split=split, seed=seed)
-    if model.has_target_scores and data.truth_targets is not None:
-        for split, perts in data.target_sets.items():
+        for split, test in pdata.tests.items():
+            rows += evaluate_prediction(model, test, pdata.x_control, split=split, seed=seed)
+    if pdata.fit_all is not None:
+        model = make_model(method, seed=seed, sim=sim, **options)
+        t0 = time.perf_counter()
+        model.fit(pdata.fit_all, progress=progress, **pdata.fit_kwargs)
+        rows.append({"split": "train", "context": "all", "metric": "fit_all_seconds",
+                     "value": time.perf_counter() - t0})
+    if model.has_target_scores and pdata.truth_targets is not None:
+        for split, perts in pdata.target_sets.items():
             try:
                 scores = model.target_probabilities(perts)
             except ValueError:  # e.g. `de` cannot score perturbations it never saw
                 continue
-            rows += evaluate_targets(scores, data.truth_targets, split=split)
-    if model.has_graph and data.true_graph is not None:
-        rows += evaluate_graph(model.graph(), data.true_graph)
+            rows += evaluate_targets(scores, pdata.truth_targets, split=split)
+            if pdata.intended_targets is not None:
+                rows += evaluate_target_ranks(scores, pdata.intended_targets, split=split)
+    if model.has_graph and pdata.true_graph is not None:
+        rows += evaluate_graph(model.graph(), pdata.true_graph)
     if hasattr(model, "diagnostics"):
         for k, v in model.diagnostics().items():
             if isinstance(v, float | int):
@@ -103,34 +125,33 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def run_benchmark(*, protocol: str, sim: str, methods: list[str], seeds: list[int],
                   out: str | Path, workers: int = 1, progress: bool | None = None,
-                  design=None, overrides: dict | None = None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  design=None, overrides: dict | None = None, executor: str = "local",
+                  address: str | None = None, data: str | None = None,
+                  cell_line: str = "A549") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every (method, seed), write results.csv/json and summary.csv into ``out``.
 
     ``overrides`` maps a method to extra model options (e.g. fewer steps in tests); ``design``
-    shrinks the synthetic data (tests only; protocol runs use the full design).
+    shrinks the synthetic data (tests only; protocol runs use the full design); ``data`` and
+    ``cell_line`` locate the user's file of a ``sciplex3`` run. ``executor``
+    (``executors.EXECUTORS``): ``"local"`` runs in this process or a pool of ``workers``
+    processes, ``"ray"`` runs one Ray task per job, on the cluster at ``address`` if given.
+    Results come in job order (seeds, then methods) on every executor.
     """
     from .._progress import progress_bar
+    from .executors import get_executor
 
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; choose from {sorted(METHODS)}")
+    run_jobs = get_executor(executor)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(protocol, sim, m, s, design, overrides) for s in seeds for m in methods]
-    rows: list[dict] = []
+    source = {"data": None if data is None else str(data), "cell_line": cell_line}
+    jobs = [(protocol, sim, m, s, design, overrides, source) for s in seeds for m in methods]
     with progress_bar(f"benchmark {protocol} ({sim})", len(jobs), enabled=progress) as advance:
-        if workers > 1:
-            from concurrent.futures import ProcessPoolExecutor
-
-            with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
-                for res in pool.map(_run_job, jobs):
-                    rows += res
-                    advance(1)
-        else:
-            for job in jobs:
-                rows += _run_job(job)
-                advance(1, status=f"{job[2]} seed {job[3]} done")
+        per_job = run_jobs(_run_job, jobs, workers=workers, address=address,
+                           on_done=lambda job: advance(1, status=f"{job[2]} seed {job[3]} done"))
+    rows = [row for res in per_job for row in res]
     results = pd.DataFrame(rows)[["protocol", "method", "seed", "split", "context", "metric",
                                   "value"]]
     summary = summarise(results)
@@ -142,14 +163,8 @@ def run_benchmark(*, protocol: str, sim: str, methods: list[str], seeds: list[in
 
 
 def _run_job(job) -> list[dict]:
-    protocol, sim, method, seed, design, overrides = job
-    return run_one(protocol, sim, method, seed, design=design, overrides=overrides)
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
+    protocol, sim, method, seed, design, overrides, source = job
+    return run_one(protocol, sim, method, seed, design=design, overrides=overrides, **source)
 
 
 def _json_default(v):

@@ -23,7 +23,7 @@ from .distributions import (
 )
 from .graphs import graph_auprc, shd
 from .means import delta_pearson, mean_rmse
-from .targets import target_auprc, target_auroc
+from .targets import target_auprc, target_auroc, target_rank
 
 MetricKind = Literal["distribution", "mean", "target", "graph"]
 _KINDS = ("distribution", "mean", "target", "graph")
@@ -62,6 +62,7 @@ METRICS: dict[str, Metric] = {
         Metric("delta_pearson", delta_pearson, True, "mean"),
         Metric("target_auroc", target_auroc, True, "target"),
         Metric("target_auprc", target_auprc, True, "target"),
+        Metric("target_rank", target_rank, False, "target"),
         Metric("graph_auprc", graph_auprc, True, "graph"),
         Metric("shd", shd, False, "graph"),
     )
@@ -86,4 +87,5 @@ __all__ = [
     "sinkhorn",
     "target_auprc",
     "target_auroc",
+    "target_rank",
 ]

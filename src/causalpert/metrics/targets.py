@@ -80,3 +80,17 @@ def target_auprc(scores: ArrayLike, labels: ArrayLike) -> float:
     """
     s, y = _binary_inputs(scores, labels)
     return _average_precision(s, y)
+
+
+def target_rank(scores: ArrayLike, target: int) -> float:
+    """1-based rank of gene ``target`` among ``scores`` [d] (descending; ties averaged).
+
+    rank = 1 + #{j : s_j > s_t} + ½ #{j ≠ t : s_j = s_t}; 1 is best, (d + 1)/2 is chance.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if not 0 <= target < s.size:
+        raise ValueError(f"target index {target} out of range for {s.size} genes")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores contain NaN or inf; replace them with finite scores")
+    t = s[target]
+    return float(1 + (s > t).sum() + 0.5 * ((s == t).sum() - 1))

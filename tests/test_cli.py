@@ -43,3 +43,69 @@ def test_demo_prints_recovered_graph_auprc():
                         env={"CAUSALPERT_PROGRESS": "0"})
     assert res.exit_code == 0, res.output
     assert "graph_auprc" in res.output
+
+
+def _tiny_data(tmp_path):
+    from causalpert.data import SyntheticDesign, simulate
+
+    design = SyntheticDesign(d=5, n_features=6, n_train_perturbations=5, n_ood_perturbations=2,
+                             n_control=120, n_test_cells=20)
+    adata = simulate("paper-synthetic", seed=0, design=design)
+    path = tmp_path / "cells.h5ad"
+    adata[adata.obs["split"] == "train"].copy().write_h5ad(path)
+    return path
+
+
+def test_fit_predict_targets_graph(tmp_path):
+    import pandas as pd
+
+    data = _tiny_data(tmp_path)
+    model = tmp_path / "model"
+    env = {"CAUSALPERT_PROGRESS": "0"}
+    res = runner.invoke(app, ["fit", str(data), "--out", str(model), "--steps", "30",
+                              "--refit-steps", "10"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "fitted gim" in res.output and (model / "model.safetensors").exists()
+    pred = tmp_path / "pred.h5ad"
+    res = runner.invoke(app, ["predict", str(model), "--perturbation", "pert_00",
+                              "--perturbation", "pert_01", "--dose", "1.5", "--n-cells", "12",
+                              "--out", str(pred)])
+    assert res.exit_code == 0, res.output
+    p = ad.read_h5ad(pred)
+    assert p.shape == (24, 5) and set(p.obs["perturbation"]) == {"pert_00", "pert_01"}
+    assert (p.obs["dose"] == 1.5).all() and np.isfinite(p.X).all()
+    csv = tmp_path / "t.csv"
+    res = runner.invoke(app, ["targets", str(model), "--top", "2", "--out", str(csv)])
+    assert res.exit_code == 0 and "pert_04" in res.output
+    probs = pd.read_csv(csv, index_col=0)
+    assert probs.shape == (7, 5) and probs.to_numpy().max() <= 1  # 5 seen + 2 by features
+    res = runner.invoke(app, ["graph", str(model), "--top", "3"])
+    assert res.exit_code == 0 and "strongest edges" in res.output
+    # errors: unknown perturbation, no name, missing model, model without target scores
+    res = runner.invoke(app, ["predict", str(model), "--perturbation", "nope", "--out",
+                              str(tmp_path / "x.h5ad")])
+    assert res.exit_code == 1 and "unknown perturbation 'nope'" in res.output
+    res = runner.invoke(app, ["predict", str(model), "--out", str(tmp_path / "x.h5ad")])
+    assert res.exit_code == 1 and "give --perturbation NAME or --smiles" in res.output
+    assert not (tmp_path / "x.h5ad").exists()
+    res = runner.invoke(app, ["targets", str(tmp_path / "missing")])
+    assert res.exit_code == 1 and "not a causalpert checkpoint" in res.output
+    ctrl = tmp_path / "ctrl"
+    assert runner.invoke(app, ["fit", str(data), "--model", "control", "--out",
+                               str(ctrl)]).exit_code == 0
+    res = runner.invoke(app, ["targets", str(ctrl)])
+    assert res.exit_code == 1 and "gives no target scores" in res.output
+
+
+def test_fit_backed_and_bad_inputs(tmp_path):
+    data = _tiny_data(tmp_path)
+    env = {"CAUSALPERT_PROGRESS": "0"}
+    res = runner.invoke(app, ["fit", str(data), "--backed", "--model", "additive", "--out",
+                              str(tmp_path / "m")], env=env)
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["fit", str(tmp_path / "nope.h5ad"), "--out", str(tmp_path / "m2")])
+    assert res.exit_code == 1 and "nope.h5ad not found" in res.output
+    res = runner.invoke(app, ["fit", str(data), "--model", "magic", "--out", str(tmp_path / "m3")])
+    assert res.exit_code == 1 and "unknown model 'magic'" in res.output
+    res = runner.invoke(app, ["fit", str(data), "--control", "DMSO", "--out", str(tmp_path / "m4")])
+    assert res.exit_code == 1 and "no control cells" in res.output

@@ -98,6 +98,169 @@ def demo(
                          methods=["gim", "mlp", "additive", "control", "oracle"])
 
 
+def _read_data(data: str, backed: bool):
+    """An AnnData from a path (.h5ad / .zarr; ``backed`` keeps X on disk) or ``sachs``."""
+    import anndata as ad
+
+    if data == "sachs":
+        from .data.datasets import sachs
+
+        return sachs()
+    path = Path(data)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: pass an .h5ad or .zarr file, or 'sachs'")
+    if backed:
+        from .data.backed import read_lazy
+
+        return read_lazy(path)
+    return ad.read_zarr(path) if path.suffix == ".zarr" else ad.read_h5ad(path)
+
+
+def _load_model(model_dir: Path):
+    from .models import PerturbationModel
+
+    return PerturbationModel.load(model_dir)
+
+
+@app.command()
+def fit(
+    data: str = typer.Argument(..., help="Cells × genes: an .h5ad or .zarr file (obs holds the "
+                               "perturbation and dose columns), or 'sachs' for the bundled data."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write "
+                             "(safetensors + JSON)."),
+    perturbation_key: str = typer.Option("perturbation", help="obs column naming each cell's "
+                                         "perturbation."),
+    dose_key: str = typer.Option("dose", help="obs column with doses ≥ 0 ('none': all 1)."),
+    control: str = typer.Option(None, help="Label of control cells (default: 'control'; the "
+                                "bundled Sachs data use its own label)."),
+    model: str = typer.Option("gim", help="gim or a baseline: control, additive, mlp, "
+                              "free-causal, de."),
+    causal: str = typer.Option("linear", help="Causal model of gim / free-causal: linear or mlp."),
+    steps: int = typer.Option(None, help="Training steps (default: the model's)."),
+    refit_steps: int = typer.Option(None, help="gim: refit-stage steps (default 1000)."),
+    seed: int = typer.Option(0, help="Seed of initialisation and minibatches."),
+    device: str = typer.Option("cpu", help="gim: cpu, cuda or mps."),
+    backed: bool = typer.Option(False, help="Keep X on disk and read minibatches from the file "
+                                "(large data)."),
+) -> None:
+    """Fit a model on cells and save it: `causalpert fit cells.h5ad --out my_model`."""
+    import time
+
+    from .models import MODELS
+
+    try:
+        if model not in MODELS or model == "oracle":
+            choices = sorted(m for m in MODELS if m != "oracle")
+            raise ValueError(f"unknown model {model!r}; choose from {choices}")
+        adata = _read_data(data, backed)
+        if control is None:
+            control = adata.uns.get("control", "control") if data == "sachs" else "control"
+        options = {}
+        if model in ("gim", "free-causal"):
+            options["causal"] = causal
+        if steps is not None and model in ("gim", "free-causal", "mlp"):
+            options["steps"] = steps
+        if model == "gim":
+            options["device"] = device
+            if refit_steps is not None:
+                options["refit_steps"] = refit_steps
+        m = MODELS[model](seed=seed, **options)
+        t0 = time.perf_counter()
+        m.fit(adata, perturbation_key=perturbation_key,
+              dose_key=None if dose_key.lower() == "none" else dose_key, control=control)
+        seconds = time.perf_counter() - t0
+        m.save(out)
+    except (ValueError, RuntimeError, OSError, KeyError) as exc:
+        _fail(exc)
+    console.print(f"fitted {model} on {adata.n_obs:,} cells × {adata.n_vars} genes "
+                  f"({len(m.feature_table_)} perturbations) in {seconds:.1f} s; wrote {out}")
+
+
+@app.command()
+def predict(
+    model_dir: Path = typer.Argument(..., help="A model directory written by `causalpert fit`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .h5ad of predicted cells."),
+    perturbation: list[str] = typer.Option(None, help="Perturbation name (repeatable)."),
+    smiles: list[str] = typer.Option(None, help="SMILES of a molecule, seen in fit or not "
+                                     "(repeatable; the model needs SMILES features)."),
+    dose: float = typer.Option(1.0, help="Dose, in the units of the training obs column."),
+    n_cells: int = typer.Option(500, help="Cells per perturbation."),
+    mode: str = typer.Option("map", help="map (most likely intervention), mean or sample."),
+    seed: int = typer.Option(None, help="Sampling seed (default: the model's)."),
+) -> None:
+    """Predict cells under perturbations (names or SMILES) and write them as AnnData."""
+    try:
+        if bool(perturbation) == bool(smiles):
+            raise ValueError("give --perturbation NAME or --smiles SMILES (one kind)")
+        m = _load_model(model_dir)
+        pred = m.predict(perturbations=perturbation or None, smiles=smiles or None, doses=dose,
+                         n_cells=n_cells, mode=mode, seed=seed)
+        _write_h5ad_atomic(pred, out)
+    except (ValueError, RuntimeError, OSError) as exc:
+        _fail(exc)
+    console.print(f"wrote {out}: {pred.n_obs:,} predicted cells × {pred.n_vars} genes")
+
+
+@app.command()
+def targets(
+    model_dir: Path = typer.Argument(..., help="A model directory written by `causalpert fit`."),
+    top: int = typer.Option(3, help="Genes shown per perturbation."),
+    perturbation: list[str] = typer.Option(None, help="Only these perturbations (repeatable)."),
+    out: Path = typer.Option(None, help="Also write the full perturbation × gene table (CSV)."),
+) -> None:
+    """Each perturbation's most likely target genes, with probabilities."""
+    try:
+        m = _load_model(model_dir)
+        if not m.has_target_scores:
+            raise ValueError(f"the {m.name} model gives no target scores: fit gim, de, "
+                             "free-causal or additive")
+        probs = m.target_probabilities(perturbation or None)
+        if out is not None:
+            _write_text_atomic(out, probs.to_csv())
+    except (ValueError, RuntimeError, OSError) as exc:
+        _fail(exc)
+    table = Table(title=f"most likely targets ({m.name})")
+    table.add_column("perturbation")
+    for i in range(min(top, probs.shape[1])):
+        table.add_column(f"#{i + 1}")
+    for name, row in probs.iterrows():
+        best = row.sort_values(ascending=False).iloc[:top]
+        table.add_row(str(name), *[f"{g} {v:.3f}" for g, v in best.items()])
+    console.print(table)
+
+
+@app.command()
+def graph(
+    model_dir: Path = typer.Argument(..., help="A model directory written by `causalpert fit`."),
+    top: int = typer.Option(20, help="Strongest edges shown."),
+    out: Path = typer.Option(None, help="Also write the gene × gene weights (CSV)."),
+) -> None:
+    """The strongest edges of the learned gene network (source → target, weight)."""
+    try:
+        m = _load_model(model_dir)
+        G = m.graph()
+        if out is not None:
+            _write_text_atomic(out, G.to_csv())
+    except (NotImplementedError, ValueError, RuntimeError, OSError) as exc:
+        _fail(exc)
+    edges = G.stack()
+    edges = edges[edges.index.get_level_values(0) != edges.index.get_level_values(1)]
+    table = Table(title=f"strongest edges ({m.name})")
+    for col in ("source", "target", "weight"):
+        table.add_column(col)
+    for (i, j), w in edges.reindex(edges.abs().sort_values(ascending=False).index)[:top].items():
+        table.add_row(str(i), str(j), f"{w:.3f}")
+    console.print(table)
+
+
+def _write_text_atomic(out: Path, text: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, out)
+
+
 @app.command()
 def benchmark(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for results.csv, "

@@ -29,7 +29,8 @@ _EXPORTS = {
     "fit_causal": "causalpert.models",
     "simulate": "causalpert.data",
 }
-_SUBMODULES = ("core", "data", "datasets", "metrics", "models", "benchmark", "pp")
+_SUBMODULES = ("core", "data", "datasets", "metrics", "models", "benchmark", "pp", "pl")
+_ALIASES = {"pl": "plotting"}
 
 __all__ = ["__version__", *sorted(_EXPORTS), *_SUBMODULES]
 
@@ -38,7 +39,7 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"causalpert.{name}")
+        value = importlib.import_module(f"causalpert.{_ALIASES.get(name, name)}")
     else:
         raise AttributeError(f"module 'causalpert' has no attribute {name!r}")
     globals()[name] = value

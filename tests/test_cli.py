@@ -38,11 +38,21 @@ def test_unknown_protocol_is_one_line_error(tmp_path):
     assert "Traceback" not in res.output and not out.exists()
 
 
-def test_demo_prints_recovered_graph_auprc():
-    res = runner.invoke(app, ["demo", "--steps", "100", "--no-gim"],
+def test_demo_writes_report_with_figures(tmp_path):
+    """The main job end to end with 20 training steps per model (a smoke test of the wiring;
+    `make demo` runs the real thing)."""
+    out = tmp_path / "report"
+    res = runner.invoke(app, ["demo", "--steps", "20", "--workers", "1", "--out", str(out)],
                         env={"CAUSALPERT_PROGRESS": "0"})
     assert res.exit_code == 0, res.output
-    assert "graph_auprc" in res.output
+    assert "target_rank" in res.output and "graph_auprc" in res.output
+    page = (out / "index.html").read_text()
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) >= 4 and all(p.stat().st_size > 5000 for p in pngs)
+    assert all(p.name in page for p in pngs)
+    assert (out / "runs" / "sachs" / "summary.csv").exists()
+    res = runner.invoke(app, ["report", str(out / "runs" / "sachs"), "--html"])
+    assert res.exit_code == 0 and (out / "runs" / "sachs" / "report" / "index.html").exists()
 
 
 def _tiny_data(tmp_path):

@@ -177,12 +177,7 @@ class GIM(PerturbationModel):
         stability = _StabilityPenalty(z.n_genes, cfg.stability_margin)
 
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
-            x0 = z.sample(ctrl_idx, cfg.control_cells, generator=g).to(dev)
-            s2 = torch.exp(2 * drift.log_sigma)[None]
-            k_ctrl = kds(x0, drift(x0), s2, bandwidth=h, estimator=cfg.estimator).mean()
-            idx = pert[torch.randperm(len(pert), generator=g)[:B]]
-            x = z.sample(idx, cfg.cells_per_context, generator=g).to(dev)
-            idx = idx.to(dev)
+            k_ctrl, s2, idx, x = self._minibatch(z, pert, g, dev)
             logits, u = net(pidx[idx], doses[idx]) if latent else net(Fz[idx], doses[idx])
             pi = torch.sigmoid(logits)
             s2b = s2.expand(B, -1)
@@ -222,6 +217,19 @@ class GIM(PerturbationModel):
         if latent:
             self._fit_heads(Fz.cpu(), pidx.cpu())
 
+    def _minibatch(self, z: Contexts, pert, g, dev):
+        """One step's data: the control KDS (``control_cells`` cells), σ² [1, d], and
+        ``batch_contexts`` random perturbed contexts (indices on ``dev``) with their cells
+        [B, n, d]."""
+        cfg, drift = self.config, self.drift
+        x0 = z.sample(torch.tensor([z.control]), cfg.control_cells, generator=g).to(dev)
+        s2 = torch.exp(2 * drift.log_sigma)[None]
+        k_ctrl = kds(x0, drift(x0), s2, bandwidth=self.bandwidth_,
+                     estimator=cfg.estimator).mean()
+        idx = pert[torch.randperm(len(pert), generator=g)[:cfg.batch_contexts]]
+        x = z.sample(idx, cfg.cells_per_context, generator=g).to(dev)
+        return k_ctrl, s2, idx.to(dev), x
+
     def _refit(self, z: Contexts, pert, pidx, g, progress, dev) -> None:
         """Refit stage (variant A), like the refit of a relaxed lasso: targets frozen at
         m = 1[π > 0.5], no target penalty, the drift and the Hill parameters (a, K, n)
@@ -235,18 +243,12 @@ class GIM(PerturbationModel):
         """
         cfg, drift, net, h = self.config, self.drift, self.net, self.bandwidth_
         B = min(cfg.batch_contexts, len(pert))
-        ctrl_idx = torch.tensor([z.control])
         lambda_graph = cfg.lambda_graph if self.causal == "mlp" else 0.0
         stability = _StabilityPenalty(z.n_genes, cfg.stability_margin)
         masks = {}
 
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
-            x0 = z.sample(ctrl_idx, cfg.control_cells, generator=g).to(dev)
-            s2 = torch.exp(2 * drift.log_sigma)[None]
-            k_ctrl = kds(x0, drift(x0), s2, bandwidth=h, estimator=cfg.estimator).mean()
-            idx = pert[torch.randperm(len(pert), generator=g)[:B]]
-            x = z.sample(idx, cfg.cells_per_context, generator=g).to(dev)
-            idx = idx.to(dev)
+            k_ctrl, s2, idx, x = self._minibatch(z, pert, g, dev)
             _, u = net(pidx[idx], z.doses.to(dev)[idx])
             shift = masks["M"][pidx[idx]] * u
             k_pert = kds(x, drift(x) + shift[:, None], s2.expand(B, -1), bandwidth=h,

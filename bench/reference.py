@@ -20,7 +20,7 @@ from common import Config, Section, fmt_s, log
 
 THRESHOLD = 0.98
 TARGET_S = 20.0
-BUDGETS = (250, 500, 1000, 2000, 3000)  # 3000 = FitConfig's default
+BUDGETS = (250, 500, 1000, 1500, 2000, 3000)  # 3000 = FitConfig's default
 
 
 def _task(seed: int):

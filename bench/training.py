@@ -271,9 +271,8 @@ def bench_fit_scaling(cfg: Config) -> Section:
                        f"open {fmt_s(backed['data_s'])}, setup {fmt_s(backed['setup_s'])}, "
                        f"step {fmt_s(backed['step_s'])}"))
         s.notes.append(
-            "fit_scaling: there is no out-of-core path yet — fit() on an AnnData opened with "
-            "backed='r' reads the whole matrix into memory (prepare → Contexts), so "
-            "d1000_1e6_backed_peak_rss_gb measures that, not streaming.")
+            "fit_scaling: the backed fit keeps X on disk (data.backed.BackedRows): each step "
+            "reads the rows of its minibatch, context means take one sequential pass.")
     if cfg.quick:
         s.notes.append("fit_scaling (--quick): 1e6 cells and the backed file are skipped (null).")
     s.notes.append(f"fit_scaling: every size ran in its own subprocess (peak RSS = its "

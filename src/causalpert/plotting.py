@@ -4,12 +4,23 @@
 - ``target_heatmap``: perturbation × gene target probabilities, intended targets boxed;
 - ``network``: a gene network on a circle, coloured against a reference network;
 - ``benchmark_bars``: mean ± sd over seeds per method from a benchmark ``summary.csv``.
+
+Examples:
+    >>> import causalpert as cp
+    >>> adata = cp.datasets.sachs()
+    >>> ctrl = adata[adata.obs["perturbation"] == "cd3cd28"]
+    >>> u0126 = adata[adata.obs["perturbation"] == "cd3cd28+u0126"]
+    >>> ax = cp.pl.distributions(u0126, u0126, control=ctrl, genes=["pmek", "p44/42"])
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+PREDICTED, OBSERVED, CONTROL = "tab:blue", "tab:orange", "0.6"
+HIT, FALSE_EDGE, MISSED = "tab:green", "tab:red", "0.45"
+SUMMARY_COLUMNS = ("method", "split", "metric", "mean", "sd")
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -20,114 +31,216 @@ def _axes(ax, figsize=(6, 4)):
     return plt.figure(figsize=figsize).add_subplot()
 
 
-def _dense(adata, genes) -> np.ndarray:
+def _dense(adata, genes, what: str) -> np.ndarray:
     from .data.prepare import dense_matrix
 
     missing = [g for g in genes if g not in adata.var_names]
     if missing:
-        raise ValueError(f"unknown gene(s) {missing}: choose from {list(adata.var_names)}")
+        raise ValueError(f"unknown gene(s) {missing} in {what}: choose from "
+                         f"{list(adata.var_names)}")
     return dense_matrix(adata[:, list(genes)])
 
 
+def higher_is_better(metric: str) -> bool | None:
+    """Direction of a metric name (``METRICS``; ``*_top*`` higher, ``*seconds`` lower), or
+    None when unknown."""
+    from .metrics import METRICS
+
+    if metric in METRICS:
+        return METRICS[metric].higher_is_better
+    if "_top" in metric:
+        return True
+    if metric.endswith("seconds"):
+        return False
+    return None
+
+
 def distributions(predicted, observed, *, genes=None, control=None, ax=None):
-    """Violins of predicted (left, blue) vs observed (right, orange) cells per gene, with the
-    control cells' median as a grey tick. Read: the closer the two halves, the better.
+    """Per gene, violins of control (grey), predicted (blue) and observed (orange) cells.
+
+    Read: the closer the blue violin is to the orange one (position *and* shape), the better;
+    the grey one shows where "no effect" would put the cells.
 
     Args:
-        predicted, observed: AnnData of one context (same genes).
-        genes: genes to show (default: the 6 with the largest observed shift from control, or
-            the first 6).
+        predicted, observed: AnnData of one context (cells × genes; they need the genes shown).
+        genes: genes to show (default: the 6 with the largest shift of the observed mean from
+            the control mean, or the first 6 without control).
         control: AnnData of control cells (optional).
+        ax: Axes to draw on (default: a new figure).
+
+    Returns:
+        The Axes.
     """
     if predicted.n_obs == 0 or observed.n_obs == 0:
-        raise ValueError("predicted and observed need cells")
+        raise ValueError(f"predicted ({predicted.n_obs} cells) and observed ({observed.n_obs} "
+                         "cells) both need cells: check the context you selected")
+    if control is not None and control.n_obs == 0:
+        raise ValueError("control has no cells: pass control=None or the control context")
     if genes is None:
         names = list(observed.var_names)
         if control is not None:
-            shift = np.abs(_dense(observed, names).mean(0) - _dense(control, names).mean(0))
-            genes = [names[i] for i in np.argsort(-shift)[:6]]
+            shift = np.abs(_dense(observed, names, "observed").mean(0)
+                           - _dense(control, names, "control").mean(0))
+            genes = [names[i] for i in np.argsort(-shift, kind="stable")[:6]]
         else:
             genes = names[:6]
-    xp, xo = _dense(predicted, genes), _dense(observed, genes)
-    ax = _axes(ax, figsize=(1.2 * len(genes) + 2, 3.5))
+    genes = [genes] if isinstance(genes, str) else list(genes)
+    if not genes:
+        raise ValueError("genes is empty: pass at least one gene name")
+    groups = [(_dense(predicted, genes, "predicted"), PREDICTED, "predicted"),
+              (_dense(observed, genes, "observed"), OBSERVED, "observed")]
+    if control is not None:
+        groups.insert(0, (_dense(control, genes, "control"), CONTROL, "control"))
+    ax = _axes(ax, figsize=(1.3 * len(genes) + 2, 3.5))
     pos = np.arange(len(genes))
-    for x, side, colour in ((xp, -1, "tab:blue"), (xo, 1, "tab:orange")):
-        parts = ax.violinplot([x[:, j] for j in range(len(genes))], positions=pos + 0.2 * side,
-                              widths=0.4, showmedians=True)
+    width = 0.8 / len(groups)
+    for k, (x, colour, label) in enumerate(groups):
+        offset = (k - (len(groups) - 1) / 2) * width
+        parts = ax.violinplot([x[:, j] for j in range(len(genes))], positions=pos + offset,
+                              widths=0.95 * width, showmedians=True, showextrema=False)
         for body in parts["bodies"]:
             body.set_facecolor(colour)
-            body.set_alpha(0.6)
-    if control is not None:
-        xc = _dense(control, genes)
-        ax.scatter(pos, np.median(xc, 0), marker="_", s=300, color="grey", label="control median")
+            body.set_edgecolor(colour)
+            body.set_alpha(0.65)
+        parts["cmedians"].set_color("black")
+        parts["cmedians"].set_linewidth(0.8)
+        ax.plot([], [], color=colour, lw=6, alpha=0.65, label=f"{label} ({len(x):,} cells)")
     ax.set_xticks(pos, genes, rotation=45, ha="right")
-    ax.plot([], [], color="tab:blue", lw=6, alpha=0.6, label="predicted")
-    ax.plot([], [], color="tab:orange", lw=6, alpha=0.6, label="observed")
+    ax.set_ylabel("expression")
     ax.legend(fontsize=7, loc="best")
     return ax
 
 
 def target_heatmap(probs: pd.DataFrame, *, intended: dict[str, str] | None = None, ax=None):
-    """Target probabilities (rows perturbations, columns genes); intended targets boxed in black.
-    Read: a dark cell inside each box means the model found the intended target."""
-    if probs.empty:
-        raise ValueError("the target-probability table is empty")
-    ax = _axes(ax, figsize=(0.45 * probs.shape[1] + 3, 0.4 * probs.shape[0] + 1.5))
-    im = ax.imshow(probs.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(probs.shape[1]), probs.columns, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(probs.shape[0]), probs.index, fontsize=8)
-    ax.figure.colorbar(im, ax=ax, label="target probability", fraction=0.04)
-    from matplotlib.patches import Rectangle
+    """Target probabilities (rows perturbations, columns genes); intended targets boxed in red.
 
+    Read: a bright cell inside each red box means the model found the intended target; bright
+    cells elsewhere are other genes it thinks the perturbation acts on directly.
+
+    Args:
+        probs: perturbation × gene table in [0, 1] (``model.target_probabilities()``).
+        intended: perturbation → intended target gene ("" or missing: none); rows not in
+            ``probs`` are ignored.
+        ax: Axes to draw on.
+
+    Returns:
+        The Axes (one image with ``probs.shape`` cells, one Rectangle per boxed target).
+    """
+    if not isinstance(probs, pd.DataFrame):
+        raise TypeError(f"probs must be a DataFrame (perturbation × gene), got "
+                        f"{type(probs).__name__}")
+    if probs.empty:
+        raise ValueError("the target-probability table is empty: no perturbations or genes")
+    values = probs.to_numpy(dtype=float)
+    boxes = []
     for i, p in enumerate(probs.index):
         gene = (intended or {}).get(p)
         if gene:
             if gene not in probs.columns:
-                raise ValueError(f"intended target {gene!r} of {p!r} is not a column")
-            j = list(probs.columns).index(gene)
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red",
-                                   lw=2, label="intended target" if i == 0 else None))
+                raise ValueError(f"intended target {gene!r} of {p!r} is not a column of probs "
+                                 f"(genes: {list(probs.columns)})")
+            boxes.append((i, list(probs.columns).index(gene)))
+    ax = _axes(ax, figsize=(0.5 * probs.shape[1] + 3, 0.4 * probs.shape[0] + 1.5))
+    im = ax.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(probs.shape[1]), probs.columns, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(probs.shape[0]), probs.index, fontsize=8)
+    ax.set_xlabel("gene")
+    ax.set_ylabel("perturbation")
+    ax.figure.colorbar(im, ax=ax, label="target probability", fraction=0.04)
+    if values.size <= 400:  # small tables: print the numbers too
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, f"{v:.2f}", ha="center",
+                    va="center", fontsize=6, color="black" if v > 0.6 else "white")
+    from matplotlib.patches import Rectangle
+
+    for k, (i, j) in enumerate(boxes):
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=2,
+                               label="intended target" if k == 0 else None))
+    if boxes:
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.25), fontsize=7, frameon=False)
     return ax
+
+
+def _edge_mask(G: np.ndarray, ref, top_k, threshold) -> np.ndarray:
+    if top_k is not None and threshold is not None:
+        raise ValueError("give top_k or threshold, not both")
+    if threshold is not None:
+        return G >= threshold
+    if top_k is None:
+        top_k = int(ref.sum()) if ref is not None else min(20, G.size - len(G))
+    if top_k < 0:
+        raise ValueError(f"top_k must be ≥ 0, got {top_k}")
+    keep = np.zeros(G.size, dtype=bool)
+    keep[np.argsort(-G, axis=None, kind="stable")[:top_k]] = True
+    return keep.reshape(G.shape) & (G > 0)
 
 
 def network(graph: pd.DataFrame, *, reference=None, top_k: int | None = None,
             threshold: float | None = None, ax=None):
-    """Directed network on a circle; edge (i, j) = ``graph.loc[i, j]`` (i → j). Keeps the
-    ``top_k`` strongest edges (default: as many as the reference has, else 20) or those with
-    |weight| ≥ ``threshold``. With a reference: green = in the reference, red = not, dashed
-    grey = reference edges missed."""
+    """A directed gene network on a circle; edge (i, j) = ``graph.iloc[i, j]`` (i → j).
+
+    Keeps the ``top_k`` strongest edges by |weight| (default: as many as the reference has,
+    else 20) or those with |weight| ≥ ``threshold``; arrow width ∝ |weight|. With a
+    reference: green = kept and in the reference, red = kept but not in it, dashed grey =
+    reference edges not kept (missed).
+
+    Args:
+        graph: gene × gene weights (``model.graph()``); the diagonal is ignored.
+        reference: [d, d] 0/1 array or DataFrame, (i, j) = edge i → j (e.g.
+            ``adata.uns["consensus_graph"]``).
+        top_k, threshold: which edges to keep (give at most one).
+        ax: Axes to draw on.
+
+    Returns:
+        The Axes; each arrow is an annotation (``ax.texts`` with an ``arrow_patch``).
+    """
+    if not isinstance(graph, pd.DataFrame):
+        raise TypeError(f"graph must be a gene × gene DataFrame, got {type(graph).__name__}")
+    if graph.shape[0] != graph.shape[1] or list(graph.index) != list(graph.columns):
+        raise ValueError(f"graph must be square with the same genes as index and columns, got "
+                         f"shape {graph.shape}")
+    if graph.empty:
+        raise ValueError("graph is empty: no genes")
     G = np.abs(graph.to_numpy(dtype=float))
     np.fill_diagonal(G, 0)
     d = len(G)
-    ref = None if reference is None else np.asarray(reference, dtype=bool)
-    if ref is not None and ref.shape != G.shape:
-        raise ValueError(f"reference has shape {ref.shape}, the graph {G.shape}")
-    if threshold is None:
-        k = top_k or (int(ref.sum()) if ref is not None else min(20, d * (d - 1)))
-        order = np.argsort(-G, axis=None)[:k]
-        keep = np.zeros(G.size, dtype=bool)
-        keep[order] = True
-        keep = keep.reshape(G.shape) & (G > 0)
-    else:
-        keep = G >= threshold
+    ref = None
+    if reference is not None:
+        if isinstance(reference, pd.DataFrame):
+            reference = reference.reindex(index=graph.index, columns=graph.columns)
+            if reference.isna().any(axis=None):
+                raise ValueError("reference DataFrame lacks some genes of graph")
+        ref = np.asarray(reference, dtype=float) != 0
+        if ref.shape != G.shape:
+            raise ValueError(f"reference has shape {ref.shape}, the graph {G.shape}")
+        np.fill_diagonal(ref, False)
+    keep = _edge_mask(G, ref, top_k, threshold)
     ax = _axes(ax, figsize=(5, 5))
-    angle = 2 * np.pi * np.arange(d) / d
+    angle = np.pi / 2 - 2 * np.pi * np.arange(d) / d
     xy = np.c_[np.cos(angle), np.sin(angle)]
-    ax.scatter(*xy.T, s=500, color="white", edgecolor="black", zorder=3)
+    ax.scatter(*xy.T, s=900, color="white", edgecolor="black", zorder=3)
     for n, (x, y) in zip(graph.index, xy, strict=True):
         ax.text(x, y, str(n), ha="center", va="center", fontsize=7, zorder=4)
     wmax = G[keep].max() if keep.any() else 1.0
 
     def arrow(i, j, **kw):
         ax.annotate("", xy=xy[j], xytext=xy[i], zorder=2, arrowprops=dict(
-            arrowstyle="-|>", shrinkA=12, shrinkB=12, connectionstyle="arc3,rad=0.1", **kw))
+            arrowstyle="-|>", shrinkA=15, shrinkB=15, connectionstyle="arc3,rad=0.12", **kw))
 
     for i, j in zip(*np.nonzero(keep), strict=True):
-        colour = "black" if ref is None else ("tab:green" if ref[i, j] else "tab:red")
+        colour = "black" if ref is None else (HIT if ref[i, j] else FALSE_EDGE)
         arrow(i, j, color=colour, lw=0.8 + 2.2 * G[i, j] / wmax)
     if ref is not None:
         for i, j in zip(*np.nonzero(ref & ~keep), strict=True):
-            arrow(i, j, color="grey", lw=0.8, linestyle="--")
+            arrow(i, j, color=MISSED, lw=0.8, linestyle="--")
+        hits = int((keep & ref).sum())
+        for colour, ls, label in (
+                (HIT, "-", f"in reference ({hits})"),
+                (FALSE_EDGE, "-", f"not in reference ({int(keep.sum()) - hits})"),
+                (MISSED, "--", f"missed ({int((ref & ~keep).sum())})")):
+            ax.plot([], [], color=colour, linestyle=ls, label=label)
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.08), ncol=3, fontsize=7,
+                  frameon=False)
     ax.set_xlim(-1.3, 1.3)
     ax.set_ylim(-1.3, 1.3)
     ax.set_aspect("equal")
@@ -137,13 +250,43 @@ def network(graph: pd.DataFrame, *, reference=None, top_k: int | None = None,
 
 def benchmark_bars(summary: pd.DataFrame, *, metric: str = "edist_rel", split: str = "id",
                    ax=None):
-    """Mean ± sd over seeds of ``metric`` on ``split`` per method (a runner ``summary.csv``)."""
+    """Mean ± sd over seeds of ``metric`` on ``split``, one bar per method, best first.
+
+    Args:
+        summary: a runner ``summary.csv`` table (columns protocol, method, split, metric, mean,
+            sd, n_seeds) of one protocol.
+        metric, split: which numbers to show.
+        ax: Axes to draw on.
+
+    Returns:
+        The Axes (one bar per method, height = its mean; ``edist_rel`` gets a dashed line at 1,
+        the "no effect" prediction).
+    """
+    if not isinstance(summary, pd.DataFrame) or summary.empty:
+        raise ValueError("the summary table is empty: pass summary.csv of a finished run")
+    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary lacks column(s) {missing}: pass a runner summary.csv")
     rows = summary[(summary["metric"] == metric) & (summary["split"] == split)]
     if rows.empty:
-        raise ValueError(f"no rows for metric {metric!r} on split {split!r} in the summary")
-    rows = rows.sort_values("mean")
+        have = sorted(set(zip(summary["split"], summary["metric"], strict=True)))
+        raise ValueError(f"no rows for metric {metric!r} on split {split!r} in the summary; "
+                         f"it has (split, metric) {have}")
+    if rows["method"].duplicated().any():
+        raise ValueError("several rows per method: select one protocol of the summary first")
+    higher = higher_is_better(metric)
+    rows = rows.sort_values("mean", ascending=not higher)
     ax = _axes(ax, figsize=(5, 3))
-    ax.bar(rows["method"], rows["mean"], yerr=rows["sd"], color="tab:blue", capsize=3)
-    ax.set_ylabel(f"{split}: {metric}")
+    colours = ["tab:purple" if m.startswith("gim") else "tab:blue" for m in rows["method"]]
+    bars = ax.bar(rows["method"].astype(str), rows["mean"], yerr=rows["sd"].fillna(0),
+                  color=colours, capsize=3)
+    ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=2)
+    if metric == "edist_rel":
+        ax.axhline(1.0, color="grey", linestyle="--", lw=0.8)
+    better = "" if higher is None else (" (higher is better)" if higher
+                                        else " (lower is better)")
+    ax.set_ylabel(f"{metric}{better}", fontsize=8)
+    ax.set_title(f"split {split}", fontsize=9)
     ax.tick_params(axis="x", rotation=45)
+    ax.margins(y=0.12)
     return ax

@@ -255,6 +255,10 @@ def test_a_known_molecule_by_smiles_equals_by_name(name, fitted, sci):
         assert list(scores.index) == [DRUGS[drug]]
         np.testing.assert_array_equal(scores.to_numpy(),
                                       loaded.target_probabilities([drug]).to_numpy())
+        if name == "gim":
+            eff = loaded.effects(smiles=[DRUGS[drug]], doses=0.75)
+            assert list(eff.index) == [DRUGS[drug]]
+            np.testing.assert_array_equal(eff.to_numpy(), loaded.effects([drug], 0.75).to_numpy())
     with pytest.raises(ValueError, match=r"^invalid SMILES 'not-a-molecule'"):
         loaded.predict(smiles=["not-a-molecule"])
     with pytest.raises(ValueError, match=r"^pass either perturbation names .* or smiles=, not"):

@@ -348,19 +348,20 @@ class GIM(PerturbationModel):
         pi, _ = self._interventions(F, torch.ones(len(F)), perturbations)
         return pi
 
-    def effects(self, perturbations=None, doses=1.0, *, features=None):
+    def effects(self, perturbations=None, doses=1.0, *, smiles=None, features=None):
         """Expected shift E[m ⊙ u] = π ⊙ u per (perturbation, dose), in standardised units
-        of the causal model (DataFrame perturbation × gene, ``dose`` column first)."""
+        of the causal model (DataFrame perturbation × gene, ``dose`` column first); rows by
+        name or, with ``smiles=``, by SMILES string (a model fitted with a featurizer)."""
         import pandas as pd
 
         self._check_fitted()
-        perturbations = self._default_perturbations(perturbations)
-        doses = broadcast_doses(doses, len(perturbations))
+        if smiles is None:
+            perturbations = self._default_perturbations(perturbations)
+        labels, names, F = self._inputs(perturbations, smiles, features)
+        doses = broadcast_doses(doses, len(names))
         with torch.no_grad():
-            pi, u = self._interventions(self._features_for(perturbations, features),
-                                        torch.as_tensor(doses, dtype=torch.float32),
-                                        perturbations)
-        df = pd.DataFrame((pi * u).numpy(), index=perturbations, columns=list(self.genes_))
+            pi, u = self._interventions(F, torch.as_tensor(doses, dtype=torch.float32), names)
+        df = pd.DataFrame((pi * u).numpy(), index=labels, columns=list(self.genes_))
         df.insert(0, "dose", doses)
         return df
 

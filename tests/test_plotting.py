@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,51 +13,114 @@ from matplotlib.patches import Rectangle
 import causalpert as cp
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _arrows(ax):
+    return [a for a in ax.texts if getattr(a, "arrow_patch", None) is not None]
+
+
 def test_target_heatmap_boxes_intended_targets():
     probs = pd.DataFrame(np.random.default_rng(0).random((3, 4)), index=["a", "b", "c"],
                          columns=["g0", "g1", "g2", "g3"])
-    ax = cp.pl.target_heatmap(probs, intended={"a": "g1", "c": "g3"})
+    # "b" has no target, "z" is not a row: neither is boxed
+    ax = cp.pl.target_heatmap(probs, intended={"a": "g1", "b": "", "c": "g3", "z": "g0"})
     boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
-    assert len(boxes) == 2 and boxes[0].get_xy() == (0.5, -0.5)
+    assert sorted(b.get_xy() for b in boxes) == [(0.5, -0.5), (2.5, 1.5)]
     assert ax.images[0].get_array().shape == (3, 4)
+    np.testing.assert_allclose(ax.images[0].get_array(), probs.to_numpy())
+    assert len(ax.texts) == 12  # one printed value per cell
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
     with pytest.raises(ValueError, match="intended target 'g9'"):
         cp.pl.target_heatmap(probs, intended={"a": "g9"})
     with pytest.raises(ValueError, match="empty"):
         cp.pl.target_heatmap(probs.iloc[:0])
 
 
+def test_target_heatmap_draws_on_given_axes():
+    fig, ax = plt.subplots()
+    probs = pd.DataFrame([[0.9, 0.1]], index=["p"], columns=["x", "y"])
+    assert cp.pl.target_heatmap(probs, ax=ax) is ax
+    assert not [p for p in ax.patches if isinstance(p, Rectangle)]
+
+
 def test_network_draws_kept_edges_and_marks_misses():
     genes = ["a", "b", "c", "d"]
     G = pd.DataFrame(0.0, index=genes, columns=genes)
-    G.loc["a", "b"], G.loc["b", "c"], G.loc["c", "a"] = 1.0, 0.5, 0.1
+    G.loc["a", "b"], G.loc["b", "c"], G.loc["c", "a"] = 1.0, -0.5, 0.1
     ref = np.zeros((4, 4), bool)
     ref[0, 1] = ref[2, 3] = True
-    ax = cp.pl.network(G, reference=ref)  # keeps the 2 strongest (size of the reference)
-    arrows = [a for a in ax.texts if getattr(a, "arrow_patch", None) is not None]
-    colours = sorted(a.arrow_patch.get_edgecolor()[:3] for a in arrows)
+    ax = cp.pl.network(G, reference=ref)  # keeps the 2 strongest |w| (size of the reference)
+    arrows = _arrows(ax)
     assert len(arrows) == 3  # a→b (hit), b→c (false), c→d (missed, dashed)
-    assert len(set(colours)) == 3
-    assert len([a for a in cp.pl.network(G, threshold=0.2).texts
-                if getattr(a, "arrow_patch", None) is not None]) == 2
+    colours = {a.arrow_patch.get_edgecolor()[:3] for a in arrows}
+    assert len(colours) == 3
+    dashed = [a for a in arrows if a.arrow_patch.get_linestyle() not in ("-", "solid")]
+    assert len(dashed) == 1
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["in reference (1)", "not in reference (1)", "missed (1)"]
+    # without a reference: the number of arrows is the number of edges kept
+    assert len(_arrows(cp.pl.network(G, threshold=0.2))) == 2
+    assert len(_arrows(cp.pl.network(G, top_k=1))) == 1
+    assert len(_arrows(cp.pl.network(G))) == 3  # only non-zero edges are drawn
+    with pytest.raises(ValueError, match="not both"):
+        cp.pl.network(G, top_k=2, threshold=0.1)
+    with pytest.raises(ValueError, match="reference has shape"):
+        cp.pl.network(G, reference=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="square"):
+        cp.pl.network(G.iloc[:3])
+
+
+def test_network_on_sachs_consensus():
+    adata = cp.datasets.sachs()
+    truth = pd.DataFrame(adata.uns["consensus_graph"].astype(float),
+                         index=adata.var_names, columns=adata.var_names)
+    ax = cp.pl.network(truth, reference=adata.uns["consensus_graph"])
+    arrows = _arrows(ax)
+    assert len(arrows) == 17
+    assert {a.arrow_patch.get_edgecolor()[:3] for a in arrows} == {
+        matplotlib.colors.to_rgb(cp.pl.HIT)}
 
 
 def test_benchmark_bars_heights_are_the_means():
-    summary = pd.DataFrame({"method": ["x", "y"], "split": "id", "metric": "edist_rel",
-                            "mean": [0.2, 0.1], "sd": [0.01, 0.02], "n_seeds": 3,
-                            "protocol": "p"})
+    summary = pd.DataFrame({"protocol": "p", "method": ["x", "gim", "z"], "split": "id",
+                            "metric": "edist_rel", "mean": [0.2, 0.1, 0.3],
+                            "sd": [0.01, 0.02, 0.0], "n_seeds": 3})
     ax = cp.pl.benchmark_bars(summary)
-    heights = sorted(p.get_height() for p in ax.patches)
-    assert heights == [0.1, 0.2]
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert [b.get_height() for b in bars] == [0.1, 0.2, 0.3]  # lower is better: best first
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["gim", "x", "z"]
+    auprc = summary.assign(metric="graph_auprc", split="graph")
+    bars = cp.pl.benchmark_bars(auprc, metric="graph_auprc", split="graph").patches
+    assert [b.get_height() for b in bars] == [0.3, 0.2, 0.1]  # higher is better
     with pytest.raises(ValueError, match="no rows for metric 'mmd'"):
         cp.pl.benchmark_bars(summary, metric="mmd")
+    with pytest.raises(ValueError, match="empty"):
+        cp.pl.benchmark_bars(summary.iloc[:0])
+    with pytest.raises(ValueError, match="lacks column"):
+        cp.pl.benchmark_bars(summary.drop(columns="sd"))
+    with pytest.raises(ValueError, match="one protocol"):
+        cp.pl.benchmark_bars(pd.concat([summary, summary.assign(protocol="q")]))
 
 
-def test_distributions_one_violin_pair_per_gene():
+def test_distributions_one_violin_per_gene_and_group():
     adata = cp.datasets.sachs()
     ctrl = adata[adata.obs["perturbation"] == "cd3cd28"]
     obs = adata[adata.obs["perturbation"] == "cd3cd28+u0126"]
+
+    def violins(ax):
+        return [c for c in ax.collections if "PolyCollection" in type(c).__name__]
+
     ax = cp.pl.distributions(obs, obs, control=ctrl, genes=["pmek", "PIP2", "PKA"])
-    assert len([c for c in ax.collections if "PolyCollection" in type(c).__name__]) == 6
+    assert len(violins(ax)) == 9  # control, predicted, observed × 3 genes
     assert [t.get_text() for t in ax.get_xticklabels()] == ["pmek", "PIP2", "PKA"]
+    assert len(violins(cp.pl.distributions(obs, obs, genes=["pmek"]))) == 2
+    default = cp.pl.distributions(obs, obs, control=ctrl)  # the 6 genes that moved most
+    assert len(default.get_xticklabels()) == 6
     with pytest.raises(ValueError, match="unknown gene"):
         cp.pl.distributions(obs, obs, genes=["nope"])
+    with pytest.raises(ValueError, match="need cells"):
+        cp.pl.distributions(obs[:0], obs)

@@ -1,30 +1,37 @@
 """A self-contained HTML report: ``index.html`` plus one PNG per figure, all written atomically.
 
-``write_report(out_dir, title=..., command=..., sections=[Section(...), ...])``: a section has
-a heading, a sentence or two, and a matplotlib figure (saved as PNG, captioned) or a DataFrame
-(an HTML table).
+``write_report(out_dir, title=..., command=..., sections=[...])``: a section is a ``Section``
+or a tuple ``(heading, text, figure_or_table[, caption])``: a matplotlib Figure (saved as a PNG
+next to ``index.html``, linked by a relative path, captioned) or a DataFrame (an HTML table).
 """
 
 from __future__ import annotations
 
 import html
+import io
 import os
 import re
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
-table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;
-text-align:right}th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}
-.caption{color:#555;font-size:13px}code{background:#f3f3f3;padding:1px 4px}"""
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222;
+padding:0 1em}table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid
+#ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}img{max-width:100%;border:1px solid
+#eee}.caption{color:#555;font-size:13px;margin-top:.2em}code,pre{background:#f3f3f3;padding:1px
+4px}pre{padding:.6em;white-space:pre-wrap}nav li{margin:.1em 0}"""
+_FIGURE = re.compile(r"fig\d{2}-.*\.png")
 
 
 @dataclass
 class Section:
-    """One block of the report: ``figure`` (matplotlib Figure) or ``table`` (DataFrame)."""
+    """One block of the report: ``figure`` (matplotlib Figure) and/or ``table`` (DataFrame).
+
+    ``caption`` tells the reader how to read the figure.
+    """
 
     heading: str
     text: str = ""
@@ -33,29 +40,76 @@ class Section:
     caption: str = ""
 
 
+def as_section(section) -> Section:
+    """A ``Section`` from a ``Section`` or ``(heading, text, figure or DataFrame[, caption])``."""
+    if isinstance(section, Section):
+        return section
+    if not isinstance(section, tuple | list) or len(section) not in (3, 4):
+        raise ValueError("a section is a Section or (heading, text, figure or DataFrame"
+                         f"[, caption]), got {type(section).__name__}")
+    heading, text, obj, *caption = section
+    caption = caption[0] if caption else ""
+    if isinstance(obj, pd.DataFrame):
+        return Section(str(heading), str(text), table=obj, caption=caption)
+    if obj is None or hasattr(obj, "savefig"):
+        return Section(str(heading), str(text), figure=obj, caption=caption)
+    raise ValueError(f"section {heading!r}: the third item must be a matplotlib Figure or a "
+                     f"DataFrame, got {type(obj).__name__}")
+
+
 def _atomic_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary name in the same directory, then rename over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "figure"
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:50] or "figure"
 
 
-def write_report(out_dir, *, title: str, command: str, sections: list[Section]) -> Path:
-    """Write ``out_dir/index.html`` and its PNGs; returns the path of index.html."""
-    import io
+def _table_html(table: pd.DataFrame) -> str:
+    return table.to_html(border=0, float_format=lambda v: f"{v:.3f}", na_rep="—")
 
+
+def write_report(out_dir, *, title: str, command: str, sections, intro: str = "") -> Path:
+    """Write ``out_dir/index.html`` and its PNGs (figures are closed after saving).
+
+    Args:
+        out_dir: directory (created); earlier ``figNN-*.png`` files in it are replaced.
+        title: page title.
+        command: the command that reproduces the report (shown under "What was run").
+        sections: ``Section`` objects or tuples ``(heading, text, figure or DataFrame
+            [, caption])``.
+        intro: extra sentences under "What was run" (e.g. what was left out to save time).
+
+    Returns:
+        The path of ``index.html``.
+    """
     import matplotlib.pyplot as plt
 
+    from .. import __version__
+
+    secs = [as_section(s) for s in sections]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    body = [f"<h1>{html.escape(title)}</h1>",
-            f"<p>Reproduce with <code>{html.escape(command)}</code></p>"]
-    for i, sec in enumerate(sections):
-        body.append(f"<h2>{html.escape(sec.heading)}</h2>")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = [f"<h1>{html.escape(title)}</h1>", "<h2>What was run</h2>",
+            f"<pre>{html.escape(command)}</pre>",
+            f"<p>causalpert {__version__}, {when}.</p>"]
+    if intro:
+        body.append(f"<p>{html.escape(intro)}</p>")
+    body.append("<nav><ol>" + "".join(f'<li><a href="#s{i}">{html.escape(s.heading)}</a></li>'
+                                      for i, s in enumerate(secs)) + "</ol></nav>")
+    written = set()
+    for i, sec in enumerate(secs):
+        body.append(f'<h2 id="s{i}">{html.escape(sec.heading)}</h2>')
         if sec.text:
             body.append(f"<p>{html.escape(sec.text)}</p>")
         if sec.figure is not None:
@@ -64,34 +118,83 @@ def write_report(out_dir, *, title: str, command: str, sections: list[Section]) 
             sec.figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
             plt.close(sec.figure)
             _atomic_bytes(out / name, buf.getvalue())
-            body.append(f'<img src="{name}" alt="{html.escape(sec.heading)}">')
+            written.add(name)
+            alt = sec.caption or sec.heading
+            body.append(f'<figure><img src="{name}" alt="{html.escape(alt)}">')
             if sec.caption:
-                body.append(f'<p class="caption">{html.escape(sec.caption)}</p>')
+                body.append(f'<figcaption class="caption">{html.escape(sec.caption)}'
+                            "</figcaption>")
+            body.append("</figure>")
         if sec.table is not None:
-            body.append(sec.table.to_html(border=0, float_format=lambda v: f"{v:.3f}"))
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            body.append(_table_html(sec.table))
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width'><title>{html.escape(title)}"
             f"</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
     index = out / "index.html"
     _atomic_bytes(index, page.encode())
+    for stale in out.iterdir():  # figures of an earlier, longer report
+        if _FIGURE.fullmatch(stale.name) and stale.name not in written:
+            stale.unlink()
     return index
 
 
-def summary_sections(summary: pd.DataFrame, *, name: str) -> list[Section]:
-    """The headline table and one bar chart per headline (split, metric) present."""
+_READ = {"edist_rel": "dashed line at 1 = predicting no effect (the control cells); below 1 "
+                      "beats it",
+         "target_rank": "rank of the intended target among all genes (1 = found)",
+         "target_top2": "fraction of reagents whose intended target is in the top 2",
+         "graph_auprc": "area under the precision-recall curve of the edge scores against the "
+                        "reference network"}
+
+
+def _direction(metric: str) -> str:
+    from ..plotting import higher_is_better
+
+    higher = higher_is_better(metric)
+    return "" if higher is None else ("higher is better" if higher else "lower is better")
+
+
+def summary_sections(summary: pd.DataFrame, *, name: str, grid: bool = False) -> list[Section]:
+    """The headline table and bar charts of the headline (split, metric) pairs in ``summary``:
+    one figure per pair, or with ``grid`` one figure with a panel per pair."""
     import matplotlib.pyplot as plt
 
     from ..plotting import benchmark_bars
     from .report import HEADLINE, headline_table
 
-    secs = [Section(f"{name}: headline table", "Mean ± sd over seeds (sd omitted for one seed).",
+    if summary.empty:
+        raise ValueError(f"the summary of {name} is empty: no results to report")
+    secs = [Section(f"{name}: headline table",
+                    "One row per method; mean ± sd over seeds (a single number for one seed). "
+                    "'—' = the method does not give this output.",
                     table=headline_table(summary))]
     present = set(zip(summary["split"], summary["metric"], strict=True))
-    for split, metric in HEADLINE:
-        if (split, metric) in present and metric != "fit_seconds" and split != "train":
-            fig, ax = plt.subplots(figsize=(5, 3))
+    pairs = [(s, m) for s, m in HEADLINE if (s, m) in present and s != "train"]
+    if not pairs:
+        return secs
+    if grid:
+        ncol = min(3, len(pairs))
+        nrow = -(-len(pairs) // ncol)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.4 * nrow), squeeze=False)
+        for ax, (split, metric) in zip(axes.flat, pairs, strict=False):
             benchmark_bars(summary, metric=metric, split=split, ax=ax)
-            better = "lower" if metric in ("edist", "edist_rel", "target_rank") else "higher"
-            secs.append(Section(f"{name}: {split} {metric}", figure=fig,
-                                caption=f"{metric} on the {split} split per method, mean ± sd "
-                                        f"over seeds; {better} is better."))
+            ax.set_title(f"{metric} on split {split}", fontsize=9)
+        for ax in axes.flat[len(pairs):]:
+            ax.set_visible(False)
+        fig.tight_layout()
+        notes = "; ".join(f"{m} ({_direction(m)}{', ' + _READ[m] if m in _READ else ''})"
+                          for m in dict.fromkeys(m for _, m in pairs))
+        secs.append(Section(f"{name}: bar charts", figure=fig,
+                            caption="One panel per headline metric and split, one bar per "
+                                    "method (GIM variants in purple), mean ± sd over seeds, "
+                                    f"best first. {notes}."))
+        return secs
+    for split, metric in pairs:
+        fig, ax = plt.subplots(figsize=(5.5, 3.2))
+        benchmark_bars(summary, metric=metric, split=split, ax=ax)
+        ax.set_title(f"{name}: {metric} on split {split}", fontsize=9)
+        how = "; ".join(x for x in (_direction(metric), _READ.get(metric, "")) if x)
+        secs.append(Section(f"{name}: {metric} ({split})", figure=fig,
+                            caption=f"{metric} on the {split} split, one bar per method (GIM "
+                                    f"variants in purple), mean ± sd over seeds, best first"
+                                    f"{': ' + how if how else ''}."))
     return secs

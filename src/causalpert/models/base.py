@@ -20,6 +20,7 @@ from ..data.features import resolve_features
 from ..data.prepare import prepare
 from ..data.smiles import SmilesFeaturizer, resolve_featurizer, smiles_inputs
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .threads import torch_threads
 
 PREDICT_MODES = ("map", "mean", "sample")
 
@@ -197,7 +198,7 @@ class PerturbationModel:
         perturbations, names, F = self._inputs(perturbations, smiles, features)
         doses = broadcast_doses(doses, len(perturbations))
         g = torch.Generator().manual_seed(self.seed if seed is None else seed)
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads():
             kw = {"perturbations": names} if self.predict_uses_names else {}
             X = self._predict(F, torch.as_tensor(doses, dtype=torch.float32), n_cells, mode, g,
                               **kw)

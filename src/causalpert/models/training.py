@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .._progress import progress_bar
+from .threads import torch_threads
 
 
 class FitDivergedError(RuntimeError):
@@ -50,6 +51,7 @@ def train(
     ``lr`` / ``weight_decay``; weight decay defaults to 0). ``loss_fn`` returns a dict of scalar
     tensors; ``"loss"`` is optimised, every term is logged.
     Raises ``FitDivergedError`` with the step and the terms if the loss is not finite.
+    Runs torch on ``threads.default_threads()`` threads (1 unless ``CAUSALPERT_THREADS``).
     """
     params = list(params)
     if params and isinstance(params[0], dict):
@@ -63,7 +65,7 @@ def train(
     )
     hist = History()
     t0 = time.perf_counter()
-    with progress_bar(description, steps, enabled=progress) as advance:
+    with torch_threads(), progress_bar(description, steps, enabled=progress) as advance:
         for step in range(steps):
             terms = loss_fn(step)
             loss = terms["loss"]

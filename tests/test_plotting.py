@@ -41,7 +41,7 @@ def test_target_heatmap_boxes_intended_targets():
 
 
 def test_target_heatmap_draws_on_given_axes():
-    fig, ax = plt.subplots()
+    _, ax = plt.subplots()
     probs = pd.DataFrame([[0.9, 0.1]], index=["p"], columns=["x", "y"])
     assert cp.pl.target_heatmap(probs, ax=ax) is ax
     assert not [p for p in ax.patches if isinstance(p, Rectangle)]
@@ -124,3 +124,28 @@ def test_distributions_one_violin_per_gene_and_group():
         cp.pl.distributions(obs, obs, genes=["nope"])
     with pytest.raises(ValueError, match="need cells"):
         cp.pl.distributions(obs[:0], obs)
+
+
+def test_target_heatmap_scores_outside_unit_interval_use_their_range():
+    scores = pd.DataFrame([[0.5, 4.0], [2.0, 0.0]], index=["p", "q"], columns=["x", "y"])
+    ax = cp.pl.target_heatmap(scores, intended={"p": "y"})
+    assert ax.images[0].get_clim() == (0.0, 4.0)
+    assert ax.images[0].colorbar.ax.get_ylabel() == "target score"
+    probs = scores / 4
+    assert cp.pl.target_heatmap(probs).images[0].get_clim() == (0.0, 1.0)
+
+
+def test_network_opposite_edges_bend_apart():
+    genes = ["a", "b", "c"]
+    G = pd.DataFrame([[0, 1.0, 0], [0.5, 0, 0], [0, 0, 0]], index=genes, columns=genes)
+    styles = {a.arrow_patch.get_connectionstyle().rad for a in _arrows(cp.pl.network(G))}
+    assert len(styles) == 2  # a → b and b → a do not overlap
+
+
+def test_module_examples_run_on_bundled_data():
+    import doctest
+
+    from causalpert import plotting
+
+    result = doctest.testmod(plotting, verbose=False)
+    assert result.attempted >= 8 and result.failed == 0

@@ -11,6 +11,24 @@ Examples:
     >>> ctrl = adata[adata.obs["perturbation"] == "cd3cd28"]
     >>> u0126 = adata[adata.obs["perturbation"] == "cd3cd28+u0126"]
     >>> ax = cp.pl.distributions(u0126, u0126, control=ctrl, genes=["pmek", "p44/42"])
+
+    Target scores of a fitted model (here the fast ``de`` baseline; ``cp.GIM`` gives
+    probabilities) with the intended targets boxed:
+
+    >>> de = cp.MODELS["de"](seed=0).fit(adata, perturbation_key="perturbation",
+    ...                                  dose_key="dose", control=adata.uns["control"])
+    >>> ax = cp.pl.target_heatmap(de.target_probabilities(),
+    ...                           intended=adata.uns["intended_targets"])
+
+    A learned network next to the consensus network (``model.graph()`` of a fitted GIM on
+    the left; the consensus itself stands in for it here):
+
+    >>> import matplotlib.pyplot as plt
+    >>> genes = adata.var_names
+    >>> truth = pd.DataFrame(adata.uns["consensus_graph"].astype(float), genes, genes)
+    >>> fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.5))
+    >>> left = cp.pl.network(truth, reference=truth, ax=left)  # model.graph(), reference=truth
+    >>> right = cp.pl.network(truth, ax=right)
 """
 
 from __future__ import annotations
@@ -118,7 +136,9 @@ def target_heatmap(probs: pd.DataFrame, *, intended: dict[str, str] | None = Non
     cells elsewhere are other genes it thinks the perturbation acts on directly.
 
     Args:
-        probs: perturbation × gene table in [0, 1] (``model.target_probabilities()``).
+        probs: perturbation × gene table (``model.target_probabilities()``): probabilities in
+            [0, 1] share one colour scale; other scores (e.g. the ``de`` baseline's effect
+            sizes) are coloured from their minimum to their maximum.
         intended: perturbation → intended target gene ("" or missing: none); rows not in
             ``probs`` are ignored.
         ax: Axes to draw on.
@@ -141,16 +161,21 @@ def target_heatmap(probs: pd.DataFrame, *, intended: dict[str, str] | None = Non
                                  f"(genes: {list(probs.columns)})")
             boxes.append((i, list(probs.columns).index(gene)))
     ax = _axes(ax, figsize=(0.5 * probs.shape[1] + 3, 0.4 * probs.shape[0] + 1.5))
-    im = ax.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    finite = values[np.isfinite(values)]
+    is_prob = finite.size == 0 or (finite.min() >= 0 and finite.max() <= 1)
+    lo, hi = (0.0, 1.0) if is_prob else (finite.min(), finite.max())
+    im = ax.imshow(values, cmap="viridis", vmin=lo, vmax=hi, aspect="auto")
     ax.set_xticks(range(probs.shape[1]), probs.columns, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(probs.shape[0]), probs.index, fontsize=8)
     ax.set_xlabel("gene")
     ax.set_ylabel("perturbation")
-    ax.figure.colorbar(im, ax=ax, label="target probability", fraction=0.04)
+    ax.figure.colorbar(im, ax=ax, label="target probability" if is_prob else "target score",
+                       fraction=0.04)
     if values.size <= 400:  # small tables: print the numbers too
         for (i, j), v in np.ndenumerate(values):
-            ax.text(j, i, f"{v:.2f}", ha="center",
-                    va="center", fontsize=6, color="black" if v > 0.6 else "white")
+            bright = hi > lo and (v - lo) / (hi - lo) > 0.6
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                    color="black" if bright else "white")
     from matplotlib.patches import Rectangle
 
     for k, (i, j) in enumerate(boxes):
@@ -180,7 +205,7 @@ def network(graph: pd.DataFrame, *, reference=None, top_k: int | None = None,
     """A directed gene network on a circle; edge (i, j) = ``graph.iloc[i, j]`` (i → j).
 
     Keeps the ``top_k`` strongest edges by |weight| (default: as many as the reference has,
-    else 20) or those with |weight| ≥ ``threshold``; arrow width ∝ |weight|. With a
+    else 20) or those with |weight| ≥ ``threshold``; arrow width grows with |weight|. With a
     reference: green = kept and in the reference, red = kept but not in it, dashed grey =
     reference edges not kept (missed).
 
@@ -218,18 +243,28 @@ def network(graph: pd.DataFrame, *, reference=None, top_k: int | None = None,
     ax = _axes(ax, figsize=(5, 5))
     angle = np.pi / 2 - 2 * np.pi * np.arange(d) / d
     xy = np.c_[np.cos(angle), np.sin(angle)]
-    ax.scatter(*xy.T, s=900, color="white", edgecolor="black", zorder=3)
+    ax.scatter(*xy.T, s=1100, color="white", edgecolor="black", zorder=3)
     for n, (x, y) in zip(graph.index, xy, strict=True):
-        ax.text(x, y, str(n), ha="center", va="center", fontsize=7, zorder=4)
-    wmax = G[keep].max() if keep.any() else 1.0
+        ax.text(x, y, str(n), ha="center", va="center", fontsize=6 if len(str(n)) > 6 else 7,
+                zorder=4)
+    w = G[keep]
+    wmin, wmax = (w.min(), w.max()) if w.size else (1.0, 1.0)
+
+    def width(v):  # 0.8 (weakest kept edge) to 3 (strongest); 1.5 when all are equal
+        return 1.5 if wmax == wmin else 0.8 + 2.2 * (v - wmin) / (wmax - wmin)
 
     def arrow(i, j, **kw):
+        # bend towards the centre, so chords pass no node on the circle; i → j and j → i
+        # bend by different amounts, so both stay visible
+        (x0, y0), (x1, y1) = xy[i], xy[j]
+        inward = (x1 - x0) * (y0 + y1) - (y1 - y0) * (x0 + x1) >= 0
+        rad = (0.1 if i < j else 0.25) * (1 if inward else -1)
         ax.annotate("", xy=xy[j], xytext=xy[i], zorder=2, arrowprops=dict(
-            arrowstyle="-|>", shrinkA=15, shrinkB=15, connectionstyle="arc3,rad=0.12", **kw))
+            arrowstyle="-|>", shrinkA=17, shrinkB=17, connectionstyle=f"arc3,rad={rad}", **kw))
 
     for i, j in zip(*np.nonzero(keep), strict=True):
         colour = "black" if ref is None else (HIT if ref[i, j] else FALSE_EDGE)
-        arrow(i, j, color=colour, lw=0.8 + 2.2 * G[i, j] / wmax)
+        arrow(i, j, color=colour, lw=width(G[i, j]))
     if ref is not None:
         for i, j in zip(*np.nonzero(ref & ~keep), strict=True):
             arrow(i, j, color=MISSED, lw=0.8, linestyle="--")
@@ -278,8 +313,9 @@ def benchmark_bars(summary: pd.DataFrame, *, metric: str = "edist_rel", split: s
     rows = rows.sort_values("mean", ascending=not higher)
     ax = _axes(ax, figsize=(5, 3))
     colours = ["tab:purple" if m.startswith("gim") else "tab:blue" for m in rows["method"]]
-    bars = ax.bar(rows["method"].astype(str), rows["mean"], yerr=rows["sd"].fillna(0),
-                  color=colours, capsize=3)
+    sd = rows["sd"].fillna(0)
+    bars = ax.bar(rows["method"].astype(str), rows["mean"], color=colours, capsize=3,
+                  yerr=sd if (sd > 0).any() else None)  # one seed: no error bars
     ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=2)
     if metric == "edist_rel":
         ax.axhline(1.0, color="grey", linestyle="--", lw=0.8)

@@ -106,8 +106,8 @@ def sachs_gim(*, seed: int = 0, options: dict | None = None, progress: bool | No
         figure=fig,
         caption="Rows: reagents; columns: proteins; colour and number = target probability. "
                 "Red boxes: the reagent's intended target (cd3cd28icam2 has none). Read: a "
-                "bright box = found. Inhibitors of activity (U0126, Akt inhibitor) often show "
-                "on the target's children instead (e.g. p44/42 for U0126)."))
+                "bright box = found. Inhibitors of activity (U0126, Akt inhibitor) may also "
+                "show up on the target's children (e.g. p44/42 for U0126)."))
     sections.append(Section(
         "Rank of each intended target (Sachs)",
         "Rank of the intended target among the 11 proteins by GIM's target probability "
@@ -125,7 +125,7 @@ def sachs_gim(*, seed: int = 0, options: dict | None = None, progress: bool | No
     sections.append(Section(
         "Learned network next to the consensus network", figure=fig,
         caption="Left: GIM's network (fit on all cells), the 17 edges with the largest |weight| "
-                "(arrow width ∝ |weight|): green = also in the consensus network, red = not, "
+                "(wider = larger |weight|): green = also in the consensus network, red = not, "
                 "dashed grey = consensus edges GIM did not rank in its top 17. Right: the "
                 "consensus network. AUPRC scores all 110 possible edges; a random ranking "
                 f"scores about {data.true_graph.sum() / 110:.2f}."))
@@ -144,4 +144,4 @@ def _rank_table(probs: pd.DataFrame, intended: dict[str, str]) -> pd.DataFrame:
                        "GIM top 3": ", ".join(top)}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.loc["mean"] = ["", float(np.mean(table["rank (of 11)"])), np.nan, ""]
-    return table
+    return table.rename_axis("reagent")

@@ -25,7 +25,8 @@ def bench_ray_matches_local(cfg: Config) -> Section:
     design = SyntheticDesign(d=6, n_features=8, n_train_perturbations=8, n_ood_perturbations=3,
                              n_control=200, n_test_cells=40)
     kwargs = dict(protocol="paper-synthetic", sim="linear", methods=["gim", "additive"],
-                  seeds=[0, 1], design=design, overrides={"gim": {"steps": 30}}, progress=False)
+                  seeds=[0, 1], design=design, progress=False,
+                  overrides={"gim": {"steps": 30, "refit_steps": 10}})
     s = Section()
     try:
         import ray
@@ -36,7 +37,7 @@ def bench_ray_matches_local(cfg: Config) -> Section:
         return s
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        log("[ray_matches_local] tiny benchmark (gim 30 steps + additive, 2 seeds), local")
+        log("[ray_matches_local] tiny benchmark (gim 30 + 10 refit steps, additive; 2 seeds)")
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as every Ray task does
         try:

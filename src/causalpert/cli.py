@@ -308,7 +308,7 @@ def benchmark(
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
     workers: int = typer.Option(1, help="Parallel worker processes (each uses one thread)."),
     executor: str = typer.Option("local", help="local (this process or --workers processes) "
-                                 "or ray (one Ray task per fit; needs causalpert[ray])."),
+                                 "or ray (one Ray task per fit; needs pip install ray)."),
     address: str = typer.Option(None, help="Ray cluster address (--executor ray; default: "
                                 "start a local Ray instance)."),
     data: Path = typer.Option(None, help="Your sciplex3 h5ad file (--protocol sciplex3)."),

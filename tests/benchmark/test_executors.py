@@ -52,7 +52,8 @@ def test_ray_returns_results_in_job_order(ray_instance):
 
 def test_ray_benchmark_matches_local(ray_instance, tmp_path):
     kwargs = dict(protocol="paper-synthetic", sim="linear", methods=["gim", "additive"],
-                  seeds=[0, 1], design=TINY, overrides={"gim": {"steps": 30}}, progress=False)
+                  seeds=[0, 1], design=TINY, progress=False,
+                  overrides={"gim": {"steps": 30, "refit_steps": 10}})
     local, _ = run_benchmark(out=tmp_path / "local", **kwargs)
     ray, _ = run_benchmark(out=tmp_path / "ray", executor="ray", **kwargs)
 

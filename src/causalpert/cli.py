@@ -173,6 +173,9 @@ def fit(
     refit_steps: int = typer.Option(None, help="gim: refit-stage steps (default 1000)."),
     seed: int = typer.Option(0, help="Seed of initialisation and minibatches."),
     device: str = typer.Option("cpu", help="gim: cpu, cuda or mps."),
+    activity: bool = typer.Option(False, help="gim: targets may also change their activity "
+                                  "(scale their outgoing edges), for drugs that inhibit or "
+                                  "activate a protein rather than change its level."),
     backed: bool = typer.Option(False, help="Keep X on disk and read minibatches from the file "
                                 "(large data)."),
 ) -> None:
@@ -195,6 +198,7 @@ def fit(
             options["steps"] = steps
         if model == "gim":
             options["device"] = device
+            options["activity"] = activity
             if refit_steps is not None:
                 options["refit_steps"] = refit_steps
         m = MODELS[model](seed=seed, **options)

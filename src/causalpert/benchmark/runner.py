@@ -34,6 +34,7 @@ METHODS: dict[str, tuple[str, dict]] = {
     "gim-vstat": ("gim", {"estimator": "v"}),
     "gim-norefit": ("gim", {"refit_steps": 0}),
     "gim-uncalibrated": ("gim", {"calibrated_targets": False}),
+    "gim-activity": ("gim", {"activity": True}),
     "control": ("control", {}),
     "additive": ("additive", {}),
     "mlp": ("mlp", {}),

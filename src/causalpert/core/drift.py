@@ -76,9 +76,21 @@ class LinearDrift(Drift):
         return self.w_off * self.mask - torch.eye(self.d, dtype=self.w_off.dtype,
                                                    device=self.w_off.device)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """f(x) = x Wᵀ + b for x [..., d]."""
-        return x @ self.W.T + self.b
+    def forward(self, x: torch.Tensor, activity: torch.Tensor | None = None) -> torch.Tensor:
+        """f(x) = x Wᵀ + b for x [..., d].
+
+        ``activity`` α (broadcastable to x): variable i enters the other mechanisms as α_i x_i,
+        f(x) = A (α ⊙ x) − x + b with A = W + I (every outgoing edge of i scaled by α_i; the
+        self-decay −x is not an edge and stays).
+        """
+        if activity is None:
+            return x @ self.W.T + self.b
+        return (x * activity) @ (self.w_off * self.mask).T - x + self.b
+
+    def intervened_W(self, activity: torch.Tensor) -> torch.Tensor:
+        """Drift matrices [K, d, d] of the contexts with activities α [K, d]: A diag(α_k) − I."""
+        eye = torch.eye(self.d, dtype=self.w_off.dtype, device=self.w_off.device)
+        return (self.w_off * self.mask)[None] * activity[:, None, :] - eye
 
     def graph(self) -> torch.Tensor:
         """Weighted adjacency [d, d]: (i, j) = W[j, i], zero diagonal."""
@@ -127,8 +139,9 @@ class MLPDrift(Drift):
     def _phi(self, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(z) if self.activation == "tanh" else torch.sigmoid(z)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """f(x) for x [..., d].
+    def forward(self, x: torch.Tensor, activity: torch.Tensor | None = None) -> torch.Tensor:
+        """f(x) for x [..., d]; ``activity`` α (broadcastable to x) feeds α ⊙ x to the other
+        mechanisms (every outgoing edge of i scaled by α_i), the self-decay −x stays.
 
         One matmul gives all pre-activations in an [h, j] layout, [N, H·d], so the sum over
         hidden units runs over a middle axis (fast), not a short last axis.
@@ -136,7 +149,8 @@ class MLPDrift(Drift):
         d, H = self.d, self.hidden
         A = (self.A * self.mask).permute(1, 2, 0).reshape(d, H * d)  # [i, (h j)]
         flat = x.reshape(-1, d)
-        pre = torch.addmm(self.a.T.reshape(H * d), flat, A).view(-1, H, d)
+        inputs = flat if activity is None else (x * activity).reshape(-1, d)
+        pre = torch.addmm(self.a.T.reshape(H * d), inputs, A).view(-1, H, d)
         out = (self._phi(pre) * self.v.T).sum(-2)
         return (-flat + self.b + out).view(x.shape)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -21,12 +22,17 @@ def stationary_gaussian(
     μ = −W⁻¹(b + shift),  W P + P Wᵀ + diag(σ²) = 0 (Lyapunov).
 
     Args:
-        W: drift matrix [d, d] (must be Hurwitz). b: bias [d].
+        W: drift matrix [d, d] (must be Hurwitz), or one per context [K, d, d] (activity
+            interventions change W). b: bias [d].
         shift: per-context drift shift m ⊙ u [K, d]. sigma: per-context noise scales [K, d].
 
     Returns:
         means [K, d] and covariances [K, d, d] (float64).
     """
+    if W.dim() == 3:
+        out = [stationary_gaussian(Wk, b, shift[k:k + 1], sigma[k:k + 1])
+               for k, Wk in enumerate(W)]
+        return torch.cat([m for m, _ in out]), torch.cat([c for _, c in out])
     check_stable(W)
     W64 = W.detach().double()
     rhs = (b.detach().double() + shift.detach().double())  # [K, d]
@@ -114,12 +120,15 @@ def sample_stationary(
     burn_in: int = 500,
     thin: int = 200,
     relax_steps: int = 200,
+    activity: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """n cells per context from the stationary law of an (intervened) drift model.
 
     Args:
         drift: a ``Drift`` module. shift: m ⊙ u [K, d]. log_sigma: intervened log σ [K, d].
+        activity: α = exp(m ⊙ κ) [K, d], the scale of each variable's outgoing edges per
+            context (activity interventions), or None.
         method: ``"exact"`` (Lyapunov Gaussian, linear drift only), ``"euler"`` or ``"auto"``
             (exact for a linear drift, Euler–Maruyama otherwise).
         chains: Euler–Maruyama chains per context (default: max(n // 10, 1), adjusted to
@@ -138,7 +147,8 @@ def sample_stationary(
     if method == "exact":
         if not isinstance(drift, LinearDrift):
             raise ValueError("exact stationary sampling needs a linear drift; use method='euler'")
-        mean, cov = stationary_gaussian(drift.W, drift.b, shift, sigma)
+        W = drift.W if activity is None else drift.intervened_W(activity.detach())
+        mean, cov = stationary_gaussian(W, drift.b, shift, sigma)
         return sample_gaussian(mean, cov, n, generator=generator)
     if method != "euler":
         raise ValueError(f"unknown sampling method {method!r}; use 'auto', 'exact' or 'euler'")
@@ -148,6 +158,9 @@ def sample_stationary(
     K, d = shift.shape
     p = next(drift.parameters())
     sh = shift.detach().to(p.dtype)
+    if activity is not None:
+        alpha = activity.detach().to(p.dtype)[:, None, :]
+        drift = functools.partial(drift, activity=alpha)
     x = torch.zeros(K, 1, d, dtype=p.dtype, device=p.device)
     with torch.no_grad():
         for _ in range(relax_steps):

@@ -53,6 +53,9 @@ class FitConfig:
             there per minibatch, the fitted model comes back to the CPU.
         calibrated_targets: after the refit, π ← sigmoid(w |π ⊙ a| + b) (logistic fit of π
             on the refitted expected amplitude) and ``refit_steps // 2`` more refit steps.
+        activity: targets may also change their *activity* (variant A): target j scales its
+            outgoing edges by exp(κ_j), κ Hill-tied to the dose like the shift — for drugs
+            that inhibit or activate a protein's activity rather than its level.
     """
 
     steps: int = 3000
@@ -87,6 +90,7 @@ class FitConfig:
     refit_steps: int = 1000
     calibrated_targets: bool = True
     device: str = "cpu"
+    activity: bool = False
 
     def __post_init__(self):
         if self.estimator not in ("u", "v", "linear"):
@@ -102,6 +106,9 @@ class FitConfig:
         if self.variant == "latent" and self.head != "hill":
             raise ValueError("variant='latent' uses the Hill head; use variant='joint' for "
                              "head='mlp'")
+        if self.activity and (self.variant != "latent" or self.mask_estimator != "concrete"):
+            raise ValueError("activity=True needs variant='latent' and mask_estimator="
+                             "'concrete'; set activity=False for the other variants")
         if self.head not in ("hill", "mlp"):
             raise ValueError(f"head must be 'hill' or 'mlp', got {self.head!r}")
         if not 0 < self.target_prior < 1:

@@ -35,25 +35,39 @@ from .causal import (
     warm_start_drift,
 )
 from .config import FitConfig
-from .gim_module import RAW_KEYS, InterventionNet, LatentInterventions, hill_shift
+from .gim_module import InterventionNet, LatentInterventions, hill_activity, hill_shift
 from .ridge import RidgeFit, fit_ridge_cv
 from .training import train
 
 
-def _fit_logistic(x: torch.Tensor, y: torch.Tensor, steps: int = 200) -> tuple[float, float]:
-    """(w, b) minimising the cross-entropy of sigmoid(w x + b) against soft labels y ∈ [0, 1]."""
-    wb = torch.zeros(2, dtype=torch.float64, requires_grad=True)
-    x, y = x.double(), y.double().clamp(0, 1)
+def _fit_logistic(x: torch.Tensor, y: torch.Tensor, steps: int = 200) -> tuple[float, ...]:
+    """(w₁, …, w_q, b) minimising the cross-entropy of sigmoid(x w + b) against soft labels
+    y ∈ [0, 1]; x [N] or [N, q]."""
+    x, y = x.double().reshape(len(y), -1), y.double().clamp(0, 1)
+    wb = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([wb], max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(wb[0] * x + wb[1], y)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ wb[:-1] + wb[-1], y)
         loss.backward()
         return loss
 
     opt.step(closure)
-    return float(wb[0].detach()), float(wb[1].detach())
+    return tuple(float(v) for v in wb.detach())
+
+
+def _calibrated_logits(effects: list[torch.Tensor], calibration) -> torch.Tensor:
+    """w₁|e₁| + … + b: target logits from the expected effects (shift, and activity)."""
+    *w, b = calibration
+    return sum(wi * e.abs() for wi, e in zip(w, effects, strict=True)) + b
+
+
+def _perturbed_drift(drift, x: torch.Tensor, m: torch.Tensor, u: torch.Tensor,
+                     kappa: torch.Tensor | None) -> torch.Tensor:
+    """f_I(x) [K, n, d] for targets m, shifts u and activity log factors κ [K, d]."""
+    f = drift(x) if kappa is None else drift(x, activity=torch.exp(m * kappa)[:, None])
+    return f + (m * u)[:, None]
 
 
 def _device(name: str) -> torch.device:
@@ -128,7 +142,8 @@ class GIM(PerturbationModel):
         torch.manual_seed(self.seed)
         if cfg.variant == "latent":
             self.net = LatentInterventions(len(seen), d, dose_scale=dose_scale,
-                                           target_prior=cfg.target_prior)
+                                           target_prior=cfg.target_prior,
+                                           activity=cfg.activity)
         else:
             self.net = InterventionNet(p, d, hidden=cfg.gim_hidden, head=cfg.head,
                                        dose_scale=dose_scale, target_prior=cfg.target_prior)
@@ -178,7 +193,8 @@ class GIM(PerturbationModel):
 
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
             k_ctrl, s2, idx, x = self._minibatch(z, pert, g, dev)
-            logits, u = net(pidx[idx], doses[idx]) if latent else net(Fz[idx], doses[idx])
+            logits, u, kappa = (net(pidx[idx], doses[idx]) if latent
+                                else net(Fz[idx], doses[idx]))
             pi = torch.sigmoid(logits)
             s2b = s2.expand(B, -1)
             if cfg.mask_estimator == "exact":
@@ -189,7 +205,7 @@ class GIM(PerturbationModel):
                 tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / cfg.steps)
                 noise = torch.rand(pi.shape, generator=g).clamp(1e-6, 1 - 1e-6).to(dev)
                 m = torch.sigmoid((logits + torch.log(noise) - torch.log1p(-noise)) / tau)
-                k_pert = kds(x, drift(x) + (m * u)[:, None], s2b, bandwidth=h,
+                k_pert = kds(x, _perturbed_drift(drift, x, m, u, kappa), s2b, bandwidth=h,
                              estimator=cfg.estimator)
             terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert.mean(),
                      "sparsity": drift.sparsity(), "targets": pi.sum(-1).mean() / d}
@@ -249,10 +265,9 @@ class GIM(PerturbationModel):
 
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
             k_ctrl, s2, idx, x = self._minibatch(z, pert, g, dev)
-            _, u = net(pidx[idx], z.doses.to(dev)[idx])
-            shift = masks["M"][pidx[idx]] * u
-            k_pert = kds(x, drift(x) + shift[:, None], s2.expand(B, -1), bandwidth=h,
-                         estimator=cfg.estimator).mean()
+            _, u, kappa = net(pidx[idx], z.doses.to(dev)[idx])
+            f = _perturbed_drift(drift, x, masks["M"][pidx[idx]], u, kappa)
+            k_pert = kds(x, f, s2.expand(B, -1), bandwidth=h, estimator=cfg.estimator).mean()
             terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert,
                      "sparsity": drift.sparsity()}
             loss = cfg.control_weight * k_ctrl + k_pert + lambda_graph * terms["sparsity"]
@@ -261,29 +276,39 @@ class GIM(PerturbationModel):
                 loss = loss + cfg.stability_weight * terms["stability"]
             return {"loss": loss, **terms}
 
+        effect_keys = [k for k in net.keys if k != "logits"]
         groups = [{"params": list(drift.parameters()), "lr": cfg.lr},
-                  {"params": [net.amplitude, net.log_ec50, net.hill_raw], "lr": cfg.lr_gim}]
+                  {"params": [getattr(net, k) for k in effect_keys], "lr": cfg.lr_gim}]
         rounds = [cfg.refit_steps] + ([max(1, cfg.refit_steps // 2)]
                                       if cfg.calibrated_targets else [])
         for r, steps in enumerate(rounds):
             with torch.no_grad():
                 if r == 1:
-                    effect = (torch.sigmoid(net.logits) * net.amplitude).abs()
-                    w, b = _fit_logistic(effect.flatten().cpu(),
-                                         torch.sigmoid(net.logits).flatten().cpu())
-                    net.logits.copy_(w * effect + b)
+                    pi = torch.sigmoid(net.logits)
+                    effects = self._expected_effects(pi, net.raw(torch.arange(len(pi))))
+                    x = torch.stack([e.abs().flatten() for e in effects], -1).cpu()
+                    calibration = _fit_logistic(x, pi.flatten().cpu())
+                    net.logits.copy_(_calibrated_logits(effects, calibration))
                 masks["M"] = (torch.sigmoid(net.logits) > 0.5).float()
             self.refit_history_ = train(
                 groups, loss_fn, steps=steps, lr=cfg.lr, log_every=cfg.log_every,
                 progress=progress, description=f"refitting GIM ({self.causal}, round {r + 1})")
 
-    #: latent blocks regressed on features; "effect" = π ⊙ a, the expected amplitude
-    HEAD_KEYS = ("effect", "log_ec50", "hill_raw")
+    @staticmethod
+    def _expected_effects(pi: torch.Tensor, raw: dict) -> list[torch.Tensor]:
+        """[π ⊙ a] or [π ⊙ a, π ⊙ r]: the expected shift amplitude and activity parameter."""
+        return [pi * raw[k] for k in ("amplitude", "activity") if k in raw]
+
+    @property
+    def _head_keys(self) -> tuple[str, ...]:
+        """Latent blocks regressed on features: "effect" = π ⊙ a, "activity_effect" = π ⊙ r."""
+        act = ("activity_effect",) if self.config.activity else ()
+        return ("effect", *act, "log_ec50", "hill_raw")
 
     def _fit_heads(self, Fz: torch.Tensor, pidx: torch.Tensor) -> None:
         """Variant A, step 2: ridge from standardised features to the expected amplitude
-        e = π ⊙ a, log EC50 and Hill (α by leave-one-perturbation-out CV); then
-        π = sigmoid(w |e| + b), a one-variable logistic calibration on the training
+        e = π ⊙ a (and activity π ⊙ r), log EC50 and Hill (α by leave-one-perturbation-out
+        CV); then π = sigmoid(w |e| + b), a logistic calibration on the training
         perturbations. (Logits and raw amplitudes are poor regression targets: logits saturate
         and a is unconstrained wherever π ≈ 0.)"""
         rows = [int(torch.nonzero(pidx == p)[0]) for p in range(len(self.seen_))]
@@ -291,10 +316,14 @@ class GIM(PerturbationModel):
         with torch.no_grad():
             raw = self.net.raw(torch.arange(len(self.seen_)))
         pi = torch.sigmoid(raw["logits"])
-        raw["effect"] = pi * raw["amplitude"]
+        effects = self._expected_effects(pi, raw)
+        raw["effect"] = effects[0]
+        if self.config.activity:
+            raw["activity_effect"] = effects[1]
         self.heads_ = {k: fit_ridge_cv(X, raw[k].double().numpy(), self.seen_)
-                       for k in self.HEAD_KEYS}
-        self.calibration_ = _fit_logistic(raw["effect"].abs().flatten(), pi.flatten())
+                       for k in self._head_keys}
+        self.calibration_ = _fit_logistic(
+            torch.stack([e.abs().flatten() for e in effects], -1), pi.flatten())
 
     # ---------------------------------------------------------------- outputs
     def diagnostics(self) -> dict:
@@ -307,46 +336,50 @@ class GIM(PerturbationModel):
         return out
 
     def _interventions(self, F: torch.Tensor, doses: torch.Tensor, perturbations):
-        """π and u [P, d]: seen perturbations use their fitted latent interventions (variant
-        A), new ones the feature heads."""
+        """π, u and κ (None without activity) [P, d]: seen perturbations use their fitted
+        latent interventions (variant A), new ones the feature heads."""
         Fz = (F - self.f_mean_) / self.f_sd_
         if self.config.variant == "joint":
-            logits, u = self.net(Fz, doses)
-            return torch.sigmoid(logits.double()), u
+            logits, u, kappa = self.net(Fz, doses)
+            return torch.sigmoid(logits.double()), u, kappa
         X = Fz.double().numpy()
-        raw = {k: torch.as_tensor(self.heads_[k](X), dtype=torch.float32) for k in self.HEAD_KEYS}
-        w, b = self.calibration_
-        raw["logits"] = w * raw["effect"].abs() + b
+        raw = {k: torch.as_tensor(self.heads_[k](X), dtype=torch.float32)
+               for k in self._head_keys}
         raw["amplitude"] = raw.pop("effect")
+        if self.config.activity:
+            raw["activity"] = raw.pop("activity_effect")
+        raw["logits"] = _calibrated_logits(self._expected_effects(1.0, raw), self.calibration_)
         seen = [i for i, p in enumerate(perturbations) if p in self.seen_]
         if seen:
             own = self.net.raw(torch.tensor([self.seen_.index(perturbations[i]) for i in seen]))
-            for k in RAW_KEYS:
+            for k in self.net.keys:
                 raw[k][seen] = own[k]
         # π in float64: calibrated logits reach 20–40, where a float32 sigmoid rounds to
         # exactly 1 and ties every confident target (the ranking lives in the logits)
-        return torch.sigmoid(raw["logits"].double()), hill_shift(raw, doses)
+        return (torch.sigmoid(raw["logits"].double()), hill_shift(raw, doses),
+                hill_activity(raw, doses))
 
     def _predict(self, F, doses, n_cells, mode, generator, *, perturbations) -> torch.Tensor:
-        pi, u = self._interventions(F, doses, perturbations)
+        pi, u, kappa = self._interventions(F, doses, perturbations)
         P, d = u.shape
-        if mode in ("map", "mean"):  # m = 1[π > 0.5], or the expected shift E[m ⊙ u] = π ⊙ u
+        if mode in ("map", "mean"):  # m = 1[π > 0.5], or the expected m = π
             groups, per = 1, n_cells
-            shift = (((pi > 0.5).float() if mode == "map" else pi) * u)[:, None]
+            m = ((pi > 0.5).double() if mode == "map" else pi)[:, None]
         else:  # a mixture: a fresh mask m ~ B(π) for each group of cells
             groups = min(n_cells, 10)
             per = -(-n_cells // groups)
             m = torch.bernoulli(pi[:, None].expand(P, groups, d), generator=generator)
-            shift = m * u[:, None]
-        shift = shift.reshape(P * groups, d).to(self.drift.b.dtype)
+        m = m.to(self.drift.b.dtype)
+        shift = (m * u[:, None]).reshape(P * groups, d)
+        alpha = None if kappa is None else torch.exp(m * kappa[:, None]).reshape(P * groups, d)
         log_sigma = self.drift.log_sigma.detach().expand(P * groups, -1)
-        z = sample_stationary(self.drift, shift, log_sigma, per, generator=generator)
+        z = sample_stationary(self.drift, shift, log_sigma, per, activity=alpha,
+                              generator=generator)
         z = z.reshape(P, groups * per, d)[:, :n_cells].float()
         return z * self.s0_ + self.mu0_
 
     def _target_scores(self, F, perturbations) -> torch.Tensor:
-        pi, _ = self._interventions(F, torch.ones(len(F)), perturbations)
-        return pi
+        return self._interventions(F, torch.ones(len(F)), perturbations)[0]
 
     def effects(self, perturbations=None, doses=1.0, *, smiles=None, features=None):
         """Expected shift E[m ⊙ u] = π ⊙ u per (perturbation, dose), in standardised units
@@ -360,7 +393,8 @@ class GIM(PerturbationModel):
         labels, names, F = self._inputs(perturbations, smiles, features)
         doses = broadcast_doses(doses, len(names))
         with torch.no_grad():
-            pi, u = self._interventions(F, torch.as_tensor(doses, dtype=torch.float32), names)
+            pi, u, _ = self._interventions(F, torch.as_tensor(doses, dtype=torch.float32),
+                                           names)
         df = pd.DataFrame((pi * u).numpy(), index=labels, columns=list(self.genes_))
         df.insert(0, "dose", doses)
         return df

@@ -11,6 +11,7 @@ from .linalg import (
     LeadingEigenvalue,
     UnstableDriftError,
     check_stable,
+    leading_eigenvalues,
     max_real_eigenvalue,
     solve_lyapunov,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "kds",
     "kds_autodiff",
     "kds_bernoulli",
+    "leading_eigenvalues",
     "max_real_eigenvalue",
     "sample_gaussian",
     "sample_stationary",

@@ -83,3 +83,20 @@ class LeadingEigenvalue:
         x, y = self._xy
         Wc = W.to(x.dtype)
         return ((y @ Wc @ x) / (y @ x)).real.to(W.dtype)
+
+
+def leading_eigenvalues(W: torch.Tensor) -> torch.Tensor:
+    """max Re eig(W_k) [K] for a batch W [K, d, d], differentiable without backpropagating
+    through an eigendecomposition: Re(y_kᵀ W_k x_k / y_kᵀ x_k) with the (detached) right and
+    left leading eigenvectors, exact in value and gradient (as in ``LeadingEigenvalue``)."""
+    Wd = W.detach().to("cpu", torch.float64)
+    vals, vecs = torch.linalg.eig(Wd)
+    i = vals.real.argmax(-1)
+    lead = vals.gather(-1, i[:, None])  # [K, 1]
+    lvals, lvecs = torch.linalg.eig(Wd.transpose(-1, -2))
+    j = (lvals - lead).abs().argmin(-1)
+    x = vecs.gather(-1, i[:, None, None].expand(-1, W.shape[-1], 1))[..., 0].to(W.device)
+    y = lvecs.gather(-1, j[:, None, None].expand(-1, W.shape[-1], 1))[..., 0].to(W.device)
+    Wc = W.to(x.dtype)
+    num = torch.einsum("ki,kij,kj->k", y, Wc, x)
+    return (num / (y * x).sum(-1)).real.to(W.dtype)

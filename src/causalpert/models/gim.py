@@ -21,6 +21,7 @@ from ..core import (
     LeadingEigenvalue,
     kds,
     kds_bernoulli,
+    leading_eigenvalues,
     max_real_eigenvalue,
     sample_stationary,
 )
@@ -61,6 +62,16 @@ def _calibrated_logits(effects: list[torch.Tensor], calibration) -> torch.Tensor
     """w₁|e₁| + … + b: target logits from the expected effects (shift, and activity)."""
     *w, b = calibration
     return sum(wi * e.abs() for wi, e in zip(w, effects, strict=True)) + b
+
+
+def _intervened_stability(drift, m: torch.Tensor, kappa: torch.Tensor | None,
+                          margin: float) -> torch.Tensor:
+    """mean_k relu(max Re eig(A diag(α_k) − I) + margin)², α_k = exp(m_k ⊙ κ_k): activity
+    interventions rescale columns of W, which can make it unstable (O(K d³): activity only)."""
+    if kappa is None:
+        return torch.zeros((), device=m.device)
+    W = drift.intervened_W(torch.exp(m * kappa))
+    return (torch.relu(leading_eigenvalues(W) + margin) ** 2).mean()
 
 
 def _perturbed_drift(drift, x: torch.Tensor, m: torch.Tensor, u: torch.Tensor,
@@ -216,7 +227,9 @@ class GIM(PerturbationModel):
                 terms["moments"] = _moment_term(drift, pi * u, means[rows])
                 loss = loss + cfg.moment_weight * terms["moments"]
             if self.causal == "linear" and cfg.stability_weight > 0:
-                terms["stability"] = stability(drift)
+                terms["stability"] = stability(drift) + _intervened_stability(
+                    drift, m if cfg.mask_estimator == "concrete" else pi, kappa,
+                    cfg.stability_margin)
                 loss = loss + cfg.stability_weight * terms["stability"]
             return {"loss": loss, **terms}
 
@@ -266,13 +279,15 @@ class GIM(PerturbationModel):
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
             k_ctrl, s2, idx, x = self._minibatch(z, pert, g, dev)
             _, u, kappa = net(pidx[idx], z.doses.to(dev)[idx])
-            f = _perturbed_drift(drift, x, masks["M"][pidx[idx]], u, kappa)
+            M = masks["M"][pidx[idx]]
+            f = _perturbed_drift(drift, x, M, u, kappa)
             k_pert = kds(x, f, s2.expand(B, -1), bandwidth=h, estimator=cfg.estimator).mean()
             terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert,
                      "sparsity": drift.sparsity()}
             loss = cfg.control_weight * k_ctrl + k_pert + lambda_graph * terms["sparsity"]
             if self.causal == "linear" and cfg.stability_weight > 0:
-                terms["stability"] = stability(drift)
+                terms["stability"] = stability(drift) + _intervened_stability(
+                    drift, M, kappa, cfg.stability_margin)
                 loss = loss + cfg.stability_weight * terms["stability"]
             return {"loss": loss, **terms}
 

@@ -71,6 +71,15 @@ class RidgeFit:
         return cls(*(tensors[f"{prefix}.{k}"].numpy() for k in cls.PARTS), alpha, [])
 
 
+def cv_alphas(alphas, feature_source: str) -> list[float]:
+    """The α grid for ``fit_ridge_cv``. With one-hot features a held-out perturbation shares
+    nothing with the others, so leave-one-perturbation-out CV cannot rank α (it picks one by
+    noise, shrinking every fitted shift); then only the smallest α: each perturbation's own
+    shift."""
+    alphas = [float(a) for a in alphas]
+    return [min(alphas)] if feature_source == "one-hot" else alphas
+
+
 def fit_ridge_cv(X: np.ndarray, Y: np.ndarray, groups, alphas=ALPHA_GRID) -> RidgeFit:
     """Standardise X, choose α by leave-one-group-out CV (≥ 3 groups), refit on all rows.
 

@@ -8,7 +8,7 @@ import torch
 from ...data.contexts import Contexts
 from .. import register
 from ..base import PerturbationModel
-from ..ridge import ALPHA_GRID, design_matrix, fit_ridge_cv
+from ..ridge import ALPHA_GRID, cv_alphas, design_matrix, fit_ridge_cv
 from .control import sample_control
 
 
@@ -55,9 +55,7 @@ class AdditiveBaseline(PerturbationModel):
         doses = contexts.doses[pert].double().numpy()
         Y = (contexts.means()[pert].double() - mu0.double()).numpy() / s0.double().numpy()
         groups = [contexts.perturbations[k] for k in pert]
-        alphas = self.options["alphas"]
-        if self.feature_source_ == "one-hot":
-            alphas = [min(alphas)]
+        alphas = cv_alphas(self.options["alphas"], self.feature_source_)
         fit = fit_ridge_cv(design_matrix(F, doses), Y, groups, alphas)
         self.alpha_, self.cv_error_ = fit.alpha, fit.cv_error
         s0d = s0.double().numpy()

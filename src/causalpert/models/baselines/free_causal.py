@@ -2,8 +2,9 @@
 
 The same causal model as GIM, but every training context k gets a free shift vector u_k on
 all genes (all-ones masks) with an L1 penalty; target scores are |u_k| (max over a
-perturbation's doses). For perturbations unseen in fit, u is regressed from [γ, c, c·γ] by
-ridge (leave-one-perturbation-out CV). Fitted in control-standardised coordinates like GIM.
+perturbation's doses). Predictions take u from a ridge regression on [γ, c, c·γ]
+(leave-one-perturbation-out CV; with one-hot features the smallest α, which returns each
+seen context's own u). Fitted in control-standardised coordinates like GIM.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .. import register
 from ..base import PerturbationModel
 from ..causal import fit_causal, graph_in_data_units, make_drift, standardise
 from ..config import FitConfig
-from ..ridge import RidgeFit, design_matrix, fit_ridge_cv
+from ..ridge import ALPHA_GRID, RidgeFit, cv_alphas, design_matrix, fit_ridge_cv
 
 
 @register
@@ -47,7 +48,7 @@ class FreeCausalBaseline(PerturbationModel):
         U = fit.interventions.shift[pert].double().numpy()
         names = [z.perturbations[k] for k in pert]
         X = design_matrix(z.features[pert].double().numpy(), z.doses[pert].double().numpy())
-        self.ridge_ = fit_ridge_cv(X, U, names)
+        self.ridge_ = fit_ridge_cv(X, U, names, cv_alphas(ALPHA_GRID, self.feature_source_))
         self.max_dose_ = float(z.doses[pert].max())
         seen = sorted(set(names))
         self.seen_ = seen

@@ -44,7 +44,8 @@ def _write_h5ad_atomic(adata, out: Path) -> None:
 @app.command()
 def simulate(
     out: Path = typer.Option(..., "--out", "-o", help="Output .h5ad file."),
-    protocol: str = typer.Option("paper-synthetic", help="paper-synthetic or single-target."),
+    protocol: str = typer.Option("paper-synthetic", help="paper-synthetic, activity-synthetic "
+                                 "or single-target."),
     sim: str = typer.Option("linear", help="Ground-truth causal model: linear or mlp."),
     seed: int = typer.Option(0, help="Seed: the same protocol, sim and seed give the same data."),
 ) -> None:
@@ -303,12 +304,14 @@ def benchmark(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for results.csv, "
                              "results.json and summary.csv."),
     protocol: str = typer.Option("paper-synthetic", help="Benchmark protocol: paper-synthetic "
-                                 "(simulated, known truth), sachs (bundled flow cytometry) or "
+                                 "(simulated, known truth), activity-synthetic (half the drugs "
+                                 "inhibit activity), sachs (bundled flow cytometry) or "
                                  "sciplex3 (your file, --data)."),
     sim: str = typer.Option("linear", help="Ground truth for synthetic protocols: linear or mlp."),
     methods: str = typer.Option("gim,mlp,additive,free-causal,de,control,oracle",
-                                help="Comma-separated methods. Ablations of gim: gim-joint, "
-                                "gim-exact, gim-joint-mlphead, gim-vstat."),
+                                help="Comma-separated methods. Variants of gim: gim-activity, "
+                                "gim-mlp, gim-norefit, gim-uncalibrated, gim-joint, gim-exact, "
+                                "gim-joint-mlphead, gim-vstat."),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
     workers: int = typer.Option(1, help="Parallel worker processes (each uses one thread)."),
     executor: str = typer.Option("local", help="local (this process or --workers processes) "

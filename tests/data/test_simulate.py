@@ -98,3 +98,35 @@ def test_unknown_protocol_and_sim():
         simulate("paper-synthetik")
     with pytest.raises(ValueError, match="unknown ground truth"):
         simulate(sim="cubic")
+
+
+def test_activity_synthetic_inhibits_genes_with_children():
+    """Half the drugs scale their targets' outgoing edges by exp(κ H(c)); the context means
+    match the intervened drift −(A diag(α) − I)⁻¹ b, and paper-synthetic is unchanged."""
+    adata = simulate("activity-synthetic", sim="linear", seed=2)
+    truth = adata.uns["truth"]
+    kappa, amp = truth["activity"].to_numpy(), truth["effects"].to_numpy()
+    act = np.abs(kappa).sum(1) > 0
+    assert 15 <= act.sum() <= 45  # about half of 60
+    assert not (np.abs(amp[act]).sum(1) > 0).any()  # an inhibitor does not also shift
+    adj = np.asarray(truth["adjacency"]).astype(bool)
+    assert adj[np.nonzero(kappa)[1]].any(1).all()  # every inhibited gene has a child
+    assert np.array_equal(truth["targets"].to_numpy(), (kappa != 0) | (amp != 0))
+    assert kappa[kappa != 0].min() >= -3 and kappa[kappa != 0].max() <= -1.2
+
+    p = truth["params"]
+    drift = LinearDrift(adata.n_vars).double()
+    with torch.no_grad():
+        for k in ("w_off", "b", "log_sigma"):
+            getattr(drift, k).copy_(torch.from_numpy(np.asarray(p[k])))
+    name = truth["activity"].index[np.flatnonzero(act)[0]]
+    hl = truth["hill"].loc[name]
+    H = float(hill(torch.tensor(2.0), torch.tensor(hl["ec50"]),
+                   torch.tensor(hl["hill_coefficient"])))
+    alpha = torch.exp(torch.from_numpy(truth["activity"].loc[name].to_numpy()) * H)[None]
+    mean, _ = stationary_gaussian(drift.intervened_W(alpha), drift.b,
+                                  torch.zeros(1, adata.n_vars, dtype=torch.float64),
+                                  drift.log_sigma.exp()[None])
+    sel = ((adata.obs["perturbation"] == name) & (adata.obs["dose"] == 2.0)).to_numpy()
+    x = adata.X[sel]
+    assert np.abs(x.mean(0) - mean[0].numpy()).max() < 4 * x.std(0).max() / np.sqrt(len(x))

@@ -12,7 +12,7 @@ import pandas as pd
 from ..data.prepare import dense_matrix
 from ..data.simulate import simulate
 
-PROTOCOL_NAMES = ("paper-synthetic", "sachs", "sciplex3")
+PROTOCOL_NAMES = ("paper-synthetic", "activity-synthetic", "sachs", "sciplex3")
 
 
 @dataclass
@@ -45,17 +45,19 @@ class ProtocolData:
     intended_targets: dict[str, str] | None = None
 
 
-def paper_synthetic(*, sim: str = "linear", seed: int = 0, design=None) -> ProtocolData:
+def paper_synthetic(*, sim: str = "linear", seed: int = 0, design=None,
+                    name: str = "paper-synthetic") -> ProtocolData:
     """Protocol ``paper-synthetic`` (docs/benchmarks.md): train on ``train``, score ``id``,
     ``partial_ood`` and ``full_ood``; targets of training perturbations are scored under
-    ``id``, those of new perturbations (features only) under ``full_ood``."""
-    adata = simulate("paper-synthetic", sim=sim, seed=seed, design=design)
+    ``id``, those of new perturbations (features only) under ``full_ood``. The same for
+    ``activity-synthetic`` (half the perturbations inhibit activity, ``simulate``)."""
+    adata = simulate(name, sim=sim, seed=seed, design=design)
     split = adata.obs["split"]
     train = adata[split == "train"].copy()
     ctrl = train[train.obs["perturbation"] == "control"]
     perts = adata.uns["perturbation_split"]
     return ProtocolData(
-        name="paper-synthetic",
+        name=name,
         seed=seed,
         train=train,
         tests={s: adata[split == s].copy() for s in ("id", "partial_ood", "full_ood")},
@@ -135,8 +137,8 @@ def load_protocol(name: str, *, sim: str = "linear", seed: int = 0, design=None,
     Cached per process (the few last), so methods of one seed share one data set; models
     must not modify the returned AnnData objects.
     """
-    if name == "paper-synthetic":
-        return paper_synthetic(sim=sim, seed=seed, design=design)
+    if name in ("paper-synthetic", "activity-synthetic"):
+        return paper_synthetic(sim=sim, seed=seed, design=design, name=name)
     if name == "sachs":
         return sachs(seed=seed)
     if name == "sciplex3":

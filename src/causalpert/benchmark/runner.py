@@ -102,7 +102,8 @@ def run_one(protocol: str, sim: str, method: str, seed: int, *, progress=False, 
                 rows.append({"split": "train", "context": "all", "metric": f"diag_{k}",
                              "value": float(v)})
     for r in rows:
-        r.update(protocol=protocol if protocol != "paper-synthetic" else f"{protocol}-{sim}",
+        synthetic = protocol in ("paper-synthetic", "activity-synthetic")
+        r.update(protocol=f"{protocol}-{sim}" if synthetic else protocol,
                  method=method, seed=seed)
     return rows
 

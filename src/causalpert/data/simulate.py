@@ -8,6 +8,12 @@ Each perturbation hits 1–3 genes with maximal shift a_j = ±U[2, 5] and a Hill
 (EC50 U[0.5, 1.5], coefficient U[1, 3]); features γ = tanh(0.25 · R z) + N(0, 0.05²) with
 z = [a, K, n] and R_ij ~ N(0, 1/(d+2)).
 
+``activity-synthetic`` is ``paper-synthetic`` where a fraction of the perturbations
+(``SyntheticDesign.activity_fraction``, default 0.5) inhibit the *activity* of 1–3 genes that
+have children instead of shifting their level: every outgoing edge of a target is scaled by
+α = exp(κ · H(c)), κ = −0.6 |a| ∈ [−3, −1.2] (α = 0.05–0.3 at saturation), the target's own
+level moves only through feedback. Features then encode [a, κ, K, n].
+
 ``single-target`` is the reference task of the stationary-diffusion literature: 800
 observational cells plus one shift intervention (±U[2, 5]) on every variable, 200 cells each.
 """
@@ -42,9 +48,10 @@ class SyntheticDesign:
     n_id_cells: int = 50
     n_test_cells: int = 200
     parents: float = 2.0
+    activity_fraction: float = 0.5  # used by activity-synthetic only
 
 
-PROTOCOLS = ("paper-synthetic", "single-target")
+PROTOCOLS = ("paper-synthetic", "activity-synthetic", "single-target")
 
 
 def _perturbations(n: int, d: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -56,7 +63,22 @@ def _perturbations(n: int, d: int, rng: np.random.Generator) -> pd.DataFrame:
     return amp, rng.uniform(0.5, 1.5, n), rng.uniform(1, 3, n)
 
 
-def _sample_groups(drift, shifts: np.ndarray, sizes: np.ndarray, seed: int) -> list[np.ndarray]:
+def _activity_perturbations(amp: np.ndarray, adj: np.ndarray, fraction: float,
+                            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Turn a ``fraction`` of the perturbations into activity inhibitors: same number of
+    targets, redrawn among genes with children, κ = −0.6 |a|; returns (a, κ) [P, d]."""
+    amp, kappa = amp.copy(), np.zeros_like(amp)
+    parents = np.flatnonzero(adj.any(1))
+    for p in np.flatnonzero(rng.random(len(amp)) < fraction):
+        size = rng.uniform(2, 5, size=int((amp[p] != 0).sum()))
+        t = rng.choice(parents, size=min(len(size), len(parents)), replace=False)
+        amp[p] = 0.0
+        kappa[p, t] = -0.6 * size[:len(t)]
+    return amp, kappa
+
+
+def _sample_groups(drift, shifts: np.ndarray, sizes: np.ndarray, seed: int,
+                   activity: np.ndarray | None = None) -> list[np.ndarray]:
     """Sample every context; contexts of equal size go through the sampler together."""
     g = torch.Generator().manual_seed(seed)
     out: list[np.ndarray | None] = [None] * len(sizes)
@@ -64,15 +86,17 @@ def _sample_groups(drift, shifts: np.ndarray, sizes: np.ndarray, seed: int) -> l
     for n in np.unique(sizes):
         idx = np.flatnonzero(sizes == n)
         sh = torch.from_numpy(shifts[idx])
+        act = None if activity is None else torch.from_numpy(activity[idx])
         cells = sample_stationary(drift, sh, log_sigma.expand(len(idx), -1), int(n),
-                                  chains=max(10, int(n) // 10), generator=g)
+                                  chains=max(10, int(n) // 10), activity=act, generator=g)
         for i, k in enumerate(idx):
             out[k] = cells[i].numpy()
     return out
 
 
-def _assemble(drift, adj, contexts: pd.DataFrame, shifts, seed, uns) -> ad.AnnData:
-    cells = _sample_groups(drift, shifts, contexts["n"].to_numpy(), seed)
+def _assemble(drift, adj, contexts: pd.DataFrame, shifts, seed, uns,
+              activity: np.ndarray | None = None) -> ad.AnnData:
+    cells = _sample_groups(drift, shifts, contexts["n"].to_numpy(), seed, activity)
     x = np.concatenate(cells).astype(np.float32)
     reps = contexts["n"].to_numpy()
     obs = pd.DataFrame({
@@ -104,7 +128,7 @@ def simulate(
     """Simulate a seeded synthetic data set (same protocol + sim + seed → identical data).
 
     Args:
-        protocol: ``"paper-synthetic"`` or ``"single-target"``.
+        protocol: ``"paper-synthetic"``, ``"activity-synthetic"`` or ``"single-target"``.
         sim: ground truth, ``"linear"`` (exact Gaussian sampling) or ``"mlp"`` (Euler–Maruyama).
         seed: seed of the whole recipe (graph, parameters, perturbations, features, cells).
         design: sizes (defaults to the protocol's; change them only for tests).
@@ -113,7 +137,8 @@ def simulate(
         AnnData cells × genes; ``obs``: ``perturbation`` (control cells: ``"control"``),
         ``dose`` (0 for control), ``split`` (``train``, ``id``, ``partial_ood``, ``full_ood``;
         control cells are ``train``); ``uns``: ``perturbation_features`` (DataFrame indexed by
-        perturbation), ``truth`` (graph, adjacency, targets, effects, hill, params), ``protocol``.
+        perturbation), ``truth`` (graph, adjacency, targets, effects, hill, params; for
+        activity-synthetic also ``activity``, the log factors κ), ``protocol``.
 
     Examples:
         >>> import causalpert as cp
@@ -145,8 +170,13 @@ def simulate(
     n_tr, n_ood = design.n_train_perturbations, design.n_ood_perturbations
     amp, ec50, coeff = _perturbations(n_tr + n_ood, d, rng)
     names = [f"pert_{p:02d}" for p in range(n_tr + n_ood)]
-    z = np.hstack([amp, ec50[:, None], coeff[:, None]])
-    R = rng.normal(0, np.sqrt(1 / (d + 2)), size=(design.n_features, d + 2))
+    kappa = None
+    if protocol == "activity-synthetic":
+        amp, kappa = _activity_perturbations(amp, adj, design.activity_fraction, rng)
+        z = np.hstack([amp, kappa, ec50[:, None], coeff[:, None]])
+    else:
+        z = np.hstack([amp, ec50[:, None], coeff[:, None]])
+    R = rng.normal(0, np.sqrt(1 / z.shape[1]), size=(design.n_features, z.shape[1]))
     gamma = np.tanh(0.25 * z @ R.T) + rng.normal(0, 0.05, size=(len(names), design.n_features))
 
     rows = [(CONTROL, 0.0, "train", design.n_control, -1)]
@@ -165,14 +195,19 @@ def simulate(
     H = hill(dose[:, None], torch.from_numpy(ec50[pidx])[:, None],
              torch.from_numpy(coeff[pidx])[:, None]).numpy()
     shifts = np.where(pidx[:, None] >= 0, amp[pidx] * H, 0.0)
+    activity = None if kappa is None else np.exp(np.where(pidx[:, None] >= 0,
+                                                          kappa[pidx] * H, 0.0))
 
     feats = pd.DataFrame(gamma, index=names, columns=[f"f{i:02d}" for i in range(gamma.shape[1])])
     uns["perturbation_features"] = feats
     uns["truth"] = {
-        "targets": pd.DataFrame(amp != 0, index=names, columns=genes),
+        "targets": pd.DataFrame((amp != 0) | (kappa != 0 if kappa is not None else False),
+                                index=names, columns=genes),
         "effects": pd.DataFrame(amp, index=names, columns=genes),
         "hill": pd.DataFrame({"ec50": ec50, "hill_coefficient": coeff}, index=names),
         "sim": sim,
     }
+    if kappa is not None:
+        uns["truth"]["activity"] = pd.DataFrame(kappa, index=names, columns=genes)
     uns["perturbation_split"] = {"train": names[:n_tr], "full_ood": names[n_tr:]}
-    return _assemble(drift, adj, contexts, shifts, seed, uns)
+    return _assemble(drift, adj, contexts, shifts, seed, uns, activity)

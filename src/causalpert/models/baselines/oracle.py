@@ -2,7 +2,8 @@
 
 Reads ``adata.uns["truth"]`` written by ``causalpert.simulate`` (paper-synthetic): the true
 drift, and per perturbation the targets, maximal shifts a and Hill parameters (K, n), so
-u(c) = a · cⁿ / (Kⁿ + cⁿ). Synthetic data only.
+u(c) = a · cⁿ / (Kⁿ + cⁿ), and for activity-synthetic the activity log factors κ, so
+α(c) = exp(κ · cⁿ / (Kⁿ + cⁿ)). Synthetic data only.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class OracleBaseline(PerturbationModel):
         genes = list(contexts.genes)
         self.names_ = list(truth["effects"].index)
         self.amp_ = torch.as_tensor(truth["effects"].loc[:, genes].to_numpy(np.float64))
+        act = truth.get("activity")
+        self.kappa_ = (torch.zeros_like(self.amp_) if act is None
+                       else torch.as_tensor(act.loc[:, genes].to_numpy(np.float64)))
         self.ec50_ = torch.as_tensor(truth["hill"]["ec50"].to_numpy(np.float64))
         self.coeff_ = torch.as_tensor(truth["hill"]["hill_coefficient"].to_numpy(np.float64))
         self.params_ = {k: torch.as_tensor(np.asarray(v, dtype=np.float64))
@@ -61,22 +65,27 @@ class OracleBaseline(PerturbationModel):
         H = hill(doses.double()[:, None], self.ec50_[idx, None], self.coeff_[idx, None])
         shift = self.amp_[idx] * H
         ls = self.drift.log_sigma.expand(len(idx), -1)
-        return sample_stationary(self.drift, shift, ls, n_cells, generator=generator).float()
+        activity = torch.exp(self.kappa_[idx] * H) if self.kappa_.any() else None
+        return sample_stationary(self.drift, shift, ls, n_cells, activity=activity,
+                                 generator=generator).float()
 
     def _target_scores(self, F, perturbations) -> torch.Tensor:
-        return (self.amp_[self._rows(perturbations)] != 0).double()
+        idx = self._rows(perturbations)
+        return ((self.amp_[idx] != 0) | (self.kappa_[idx] != 0)).double()
 
     def _graph(self) -> torch.Tensor:
         return self.graph_
 
     def _state(self):
-        tensors = {"amp": self.amp_, "ec50": self.ec50_, "coeff": self.coeff_,
-                   "graph": self.graph_} | {f"param.{k}": v for k, v in self.params_.items()}
+        tensors = {"amp": self.amp_, "kappa": self.kappa_, "ec50": self.ec50_,
+                   "coeff": self.coeff_, "graph": self.graph_}
+        tensors |= {f"param.{k}": v for k, v in self.params_.items()}
         return tensors, {"names": self.names_}
 
     def _load_state(self, tensors, extra) -> None:
         self.names_ = extra["names"]
         self.amp_, self.ec50_, self.coeff_ = tensors["amp"], tensors["ec50"], tensors["coeff"]
+        self.kappa_ = tensors.get("kappa", torch.zeros_like(self.amp_))
         self.graph_ = tensors["graph"]
         self.params_ = {k[6:]: v for k, v in tensors.items() if k.startswith("param.")}
         self._make_drift()

@@ -65,3 +65,20 @@ def test_prepare_checks_anndata():
     adata.obs["dose"] = -1.0
     with pytest.raises(ValueError, match="doses ≥ 0"):
         prepare(adata)
+
+
+def test_blockwise_standardise_and_finite_check(monkeypatch):
+    """Whole-matrix passes run in row blocks (no N × d temporaries); same result as one op."""
+    import causalpert.data.contexts as contexts_module
+
+    monkeypatch.setattr(contexts_module, "_BLOCK", 7)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 3, generator=g)
+    pert = np.array(["control"] * 20 + ["a"] * 30)
+    c = Contexts.from_arrays(x.numpy(), pert, np.ones(50))
+    shift, scale = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([2.0, 0.5, 1.0])
+    torch.testing.assert_close(c.standardised(shift, scale).x, (c.x - shift) / scale)
+    bad = x.numpy().copy()
+    bad[45, 2] = np.inf  # in the last block
+    with pytest.raises(ValueError, match="NaN or inf"):
+        Contexts.from_arrays(bad, pert, np.ones(50))

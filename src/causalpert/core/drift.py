@@ -11,6 +11,17 @@ import torch
 from torch import nn
 
 
+def activity_inputs(x: torch.Tensor, activity: torch.Tensor,
+                    origin: torch.Tensor | None = None) -> torch.Tensor:
+    """What each variable passes to the other mechanisms at activity α: o + α ⊙ (x − o).
+
+    ``origin`` o is where the variable is inactive: 0 in the data's own units (the default),
+    −μ₀/s₀ for a model fitted in control-standardised coordinates. Scaling around o rather than
+    around the control mean is what lets an inhibitor move its children's means.
+    """
+    return x * activity if origin is None else origin + activity * (x - origin)
+
+
 def _offdiag_mask(d: int, *, device=None, dtype=None) -> torch.Tensor:
     return 1.0 - torch.eye(d, device=device, dtype=dtype)
 
@@ -76,16 +87,24 @@ class LinearDrift(Drift):
         return self.w_off * self.mask - torch.eye(self.d, dtype=self.w_off.dtype,
                                                    device=self.w_off.device)
 
-    def forward(self, x: torch.Tensor, activity: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, activity: torch.Tensor | None = None,
+                origin: torch.Tensor | None = None) -> torch.Tensor:
         """f(x) = x Wᵀ + b for x [..., d].
 
-        ``activity`` α (broadcastable to x): variable i enters the other mechanisms as α_i x_i,
-        f(x) = A (α ⊙ x) − x + b with A = W + I (every outgoing edge of i scaled by α_i; the
-        self-decay −x is not an edge and stays).
+        ``activity`` α (broadcastable to x): variable i enters the other mechanisms as
+        o_i + α_i (x_i − o_i) (``activity_inputs``), f(x) = A (o + α ⊙ (x − o)) − x + b with
+        A = W + I: every outgoing edge of i scaled by α_i; the self-decay −x is not an edge.
         """
         if activity is None:
             return x @ self.W.T + self.b
-        return (x * activity) @ (self.w_off * self.mask).T - x + self.b
+        inputs = activity_inputs(x, activity, origin)
+        return inputs @ (self.w_off * self.mask).T - x + self.b
+
+    def intervened_b(self, activity: torch.Tensor, origin: torch.Tensor | None) -> torch.Tensor:
+        """Biases [K, d] of the contexts with activities α [K, d]: b + A ((1 − α) ⊙ o)."""
+        if origin is None:
+            return self.b.expand(activity.shape[0], -1)
+        return self.b + ((1 - activity) * origin) @ (self.w_off * self.mask).T
 
     def intervened_W(self, activity: torch.Tensor) -> torch.Tensor:
         """Drift matrices [K, d, d] of the contexts with activities α [K, d]: A diag(α_k) − I."""
@@ -139,9 +158,10 @@ class MLPDrift(Drift):
     def _phi(self, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(z) if self.activation == "tanh" else torch.sigmoid(z)
 
-    def forward(self, x: torch.Tensor, activity: torch.Tensor | None = None) -> torch.Tensor:
-        """f(x) for x [..., d]; ``activity`` α (broadcastable to x) feeds α ⊙ x to the other
-        mechanisms (every outgoing edge of i scaled by α_i), the self-decay −x stays.
+    def forward(self, x: torch.Tensor, activity: torch.Tensor | None = None,
+                origin: torch.Tensor | None = None) -> torch.Tensor:
+        """f(x) for x [..., d]; ``activity`` α (broadcastable to x) feeds o + α ⊙ (x − o) to the
+        other mechanisms (``activity_inputs``), the self-decay −x stays.
 
         One matmul gives all pre-activations in an [h, j] layout, [N, H·d], so the sum over
         hidden units runs over a middle axis (fast), not a short last axis.
@@ -149,7 +169,8 @@ class MLPDrift(Drift):
         d, H = self.d, self.hidden
         A = (self.A * self.mask).permute(1, 2, 0).reshape(d, H * d)  # [i, (h j)]
         flat = x.reshape(-1, d)
-        inputs = flat if activity is None else (x * activity).reshape(-1, d)
+        inputs = (flat if activity is None
+                  else activity_inputs(x, activity, origin).reshape(-1, d))
         pre = torch.addmm(self.a.T.reshape(H * d), inputs, A).view(-1, H, d)
         out = (self._phi(pre) * self.v.T).sum(-2)
         return (-flat + self.b + out).view(x.shape)

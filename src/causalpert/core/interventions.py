@@ -75,9 +75,10 @@ class Interventions:
         return Interventions(self.targets[idx], self.shift[idx], ls, act)
 
 
-def intervened_drift(drift, x: torch.Tensor, interventions: Interventions) -> torch.Tensor:
-    """f_I(x) for x [K, n, d]: the model drift at each context's activities α plus its shift
-    m ⊙ u."""
+def intervened_drift(drift, x: torch.Tensor, interventions: Interventions,
+                     origin: torch.Tensor | None = None) -> torch.Tensor:
+    """f_I(x) for x [K, n, d]: the model drift at each context's activities α (scaled around
+    ``origin``, see ``drift.activity_inputs``) plus its shift m ⊙ u."""
     alpha = interventions.activity_factor()
-    f = drift(x) if alpha is None else drift(x, activity=alpha[:, None, :])
+    f = drift(x) if alpha is None else drift(x, activity=alpha[:, None, :], origin=origin)
     return f + interventions.drift_shift()[:, None, :]

@@ -121,6 +121,7 @@ def sample_stationary(
     thin: int = 200,
     relax_steps: int = 200,
     activity: torch.Tensor | None = None,
+    origin: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """n cells per context from the stationary law of an (intervened) drift model.
@@ -128,7 +129,8 @@ def sample_stationary(
     Args:
         drift: a ``Drift`` module. shift: m ⊙ u [K, d]. log_sigma: intervened log σ [K, d].
         activity: α = exp(m ⊙ κ) [K, d], the scale of each variable's outgoing edges per
-            context (activity interventions), or None.
+            context (activity interventions), or None; ``origin``: where a variable is
+            inactive (``drift.activity_inputs``; None: 0).
         method: ``"exact"`` (Lyapunov Gaussian, linear drift only), ``"euler"`` or ``"auto"``
             (exact for a linear drift, Euler–Maruyama otherwise).
         chains: Euler–Maruyama chains per context (default: max(n // 10, 1), adjusted to
@@ -147,8 +149,14 @@ def sample_stationary(
     if method == "exact":
         if not isinstance(drift, LinearDrift):
             raise ValueError("exact stationary sampling needs a linear drift; use method='euler'")
-        W = drift.W if activity is None else drift.intervened_W(activity.detach())
-        mean, cov = stationary_gaussian(W, drift.b, shift, sigma)
+        if activity is None:
+            W, b = drift.W, drift.b
+        else:  # A diag(α) x + A((1 − α) ⊙ o) − x + b: an intervened W and a shifted bias
+            act = activity.detach()
+            W = drift.intervened_W(act)
+            b = drift.b.detach()
+            shift = shift + drift.intervened_b(act, origin).detach() - b
+        mean, cov = stationary_gaussian(W, b, shift, sigma)
         return sample_gaussian(mean, cov, n, generator=generator)
     if method != "euler":
         raise ValueError(f"unknown sampling method {method!r}; use 'auto', 'exact' or 'euler'")
@@ -160,7 +168,8 @@ def sample_stationary(
     sh = shift.detach().to(p.dtype)
     if activity is not None:
         alpha = activity.detach().to(p.dtype)[:, None, :]
-        drift = functools.partial(drift, activity=alpha)
+        o = None if origin is None else origin.detach().to(p.dtype)
+        drift = functools.partial(drift, activity=alpha, origin=o)
     x = torch.zeros(K, 1, d, dtype=p.dtype, device=p.device)
     with torch.no_grad():
         for _ in range(relax_steps):

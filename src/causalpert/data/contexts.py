@@ -30,6 +30,16 @@ def float32_rows(x, rows=None, *, chunk: int = 4096) -> np.ndarray:
     return out
 
 
+#: rows per block of the whole-matrix passes below (a few MB of temporaries, not N × d)
+_BLOCK = 65536
+
+
+def _all_finite(x: torch.Tensor) -> bool:
+    """``torch.isfinite(x).all()`` in row blocks (no N × d boolean temporary)."""
+    return all(bool(torch.isfinite(x[i : i + _BLOCK]).all())
+               for i in range(0, x.shape[0], _BLOCK))
+
+
 @dataclass(frozen=True)
 class Contexts:
     """Cells of K contexts, stored contiguously by context, plus per-context metadata.
@@ -69,7 +79,7 @@ class Contexts:
                 f"context {self.perturbations[k]!r} (dose {float(self.doses[k]):g}) has "
                 f"{int(self.sizes[k])} cell(s); every context needs at least 2 cells"
             )
-        if isinstance(self.x, torch.Tensor) and not torch.isfinite(self.x).all():
+        if isinstance(self.x, torch.Tensor) and not _all_finite(self.x):
             raise ValueError("cells contain NaN or inf; remove or impute them before fitting")
         if self.features is not None and (self.features.dim() != 2 or len(self.features) != K):
             raise ValueError(f"features must be [K={K}, p], got {tuple(self.features.shape)}")
@@ -184,9 +194,14 @@ class Contexts:
         return (sums / self.sizes[:, None]).float()
 
     def standardised(self, shift: torch.Tensor, scale: torch.Tensor) -> Contexts:
-        """The contexts in coordinates (x − shift) / scale (no copy for ``BackedRows``)."""
-        x = (self.x.affine(shift, scale) if isinstance(self.x, BackedRows)
-             else (self.x - shift) / scale)
+        """The contexts in coordinates (x − shift) / scale (no copy for ``BackedRows``; one
+        new N × d tensor, filled in row blocks, otherwise)."""
+        if isinstance(self.x, BackedRows):
+            return dataclasses.replace(self, x=self.x.affine(shift, scale))
+        x = torch.empty_like(self.x)
+        for i in range(0, len(x), _BLOCK):
+            torch.sub(self.x[i : i + _BLOCK], shift, out=x[i : i + _BLOCK])
+            x[i : i + _BLOCK].div_(scale)
         return dataclasses.replace(self, x=x)
 
     def control_moments(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,11 @@ z = [a, K, n] and R_ij ~ N(0, 1/(d+2)).
 (``SyntheticDesign.activity_fraction``, default 0.5) inhibit the *activity* of 1–3 genes that
 have children instead of shifting their level: every outgoing edge of a target is scaled by
 α = exp(κ · H(c)), κ = −0.6 |a| ∈ [−3, −1.2] (α = 0.05–0.3 at saturation), the target's own
-level moves only through feedback. Features then encode [a, κ, K, n].
+level moves only through feedback. Activity is scaled around 0, the inactive level, so the
+truth's biases are reset to put every control mean 3 stationary sds above 0 (b = −W m,
+m = 3 sd), as in positive-valued expression or phospho data (Sachs: 4–9 sds); otherwise an
+inhibitor of a gene whose mean is near 0 would change variances only. Linear truth only.
+Features encode [a, κ, K, n].
 
 ``single-target`` is the reference task of the stationary-diffusion literature: 800
 observational cells plus one shift intervention (±U[2, 5]) on every variable, 200 cells each.
@@ -27,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core import hill, sample_stationary
+from ..core import hill, sample_stationary, stationary_gaussian
 from .ground_truth import drift_parameters, random_drift
 
 CONTROL = "control"
@@ -61,6 +65,15 @@ def _perturbations(n: int, d: int, rng: np.random.Generator) -> pd.DataFrame:
         t = rng.choice(d, size=rng.integers(1, 4), replace=False)
         amp[p, t] = rng.choice([-1.0, 1.0], size=len(t)) * rng.uniform(2, 5, size=len(t))
     return amp, rng.uniform(0.5, 1.5, n), rng.uniform(1, 3, n)
+
+
+def _raise_levels(drift, sds: float) -> None:
+    """Set b = −W m so that the control stationary mean is m = ``sds`` stationary sds."""
+    _, cov = stationary_gaussian(drift.W, drift.b, torch.zeros(1, drift.d, dtype=torch.float64),
+                                 drift.log_sigma.exp()[None])
+    m = sds * cov[0].diagonal().sqrt()
+    with torch.no_grad():
+        drift.b.copy_(-(drift.W @ m))
 
 
 def _activity_perturbations(amp: np.ndarray, adj: np.ndarray, fraction: float,
@@ -153,7 +166,11 @@ def simulate(
     design = design or SyntheticDesign()
     rng = np.random.default_rng(seed)
     d = design.d
+    if protocol == "activity-synthetic" and sim != "linear":
+        raise ValueError("activity-synthetic has a linear ground truth only; use sim='linear'")
     drift, adj = random_drift(d, sim, rng, parents=design.parents)
+    if protocol == "activity-synthetic":
+        _raise_levels(drift, sds=3.0)
     genes = [f"g{j:02d}" for j in range(d)]
     uns = {"protocol": {"name": protocol, "sim": sim, "seed": seed}, "control": CONTROL}
     if protocol == "single-target":

@@ -75,10 +75,12 @@ def _intervened_stability(drift, m: torch.Tensor, kappa: torch.Tensor | None,
 
 
 def _perturbed_drift(drift, x: torch.Tensor, m: torch.Tensor, u: torch.Tensor,
-                     kappa: torch.Tensor | None) -> torch.Tensor:
-    """f_I(x) [K, n, d] for targets m, shifts u and activity log factors κ [K, d]."""
-    f = drift(x) if kappa is None else drift(x, activity=torch.exp(m * kappa)[:, None])
-    return f + (m * u)[:, None]
+                     kappa: torch.Tensor | None, origin: torch.Tensor) -> torch.Tensor:
+    """f_I(x) [K, n, d] for targets m, shifts u and activity log factors κ [K, d] (activity
+    scaled around ``origin``, the zero of the data in model coordinates)."""
+    if kappa is None:
+        return drift(x) + (m * u)[:, None]
+    return drift(x, activity=torch.exp(m * kappa)[:, None], origin=origin) + (m * u)[:, None]
 
 
 def _device(name: str) -> torch.device:
@@ -201,6 +203,7 @@ class GIM(PerturbationModel):
         d = z.n_genes
 
         stability = _StabilityPenalty(z.n_genes, cfg.stability_margin)
+        origin = self._activity_origin().to(dev)
 
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
             k_ctrl, s2, idx, x = self._minibatch(z, pert, g, dev)
@@ -216,8 +219,8 @@ class GIM(PerturbationModel):
                 tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / cfg.steps)
                 noise = torch.rand(pi.shape, generator=g).clamp(1e-6, 1 - 1e-6).to(dev)
                 m = torch.sigmoid((logits + torch.log(noise) - torch.log1p(-noise)) / tau)
-                k_pert = kds(x, _perturbed_drift(drift, x, m, u, kappa), s2b, bandwidth=h,
-                             estimator=cfg.estimator)
+                k_pert = kds(x, _perturbed_drift(drift, x, m, u, kappa, origin), s2b,
+                             bandwidth=h, estimator=cfg.estimator)
             terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert.mean(),
                      "sparsity": drift.sparsity(), "targets": pi.sum(-1).mean() / d}
             loss = (cfg.control_weight * k_ctrl + terms["kds_perturbed"]
@@ -245,6 +248,11 @@ class GIM(PerturbationModel):
         self.net.cpu().eval()
         if latent:
             self._fit_heads(Fz.cpu(), pidx.cpu())
+
+    def _activity_origin(self) -> torch.Tensor:
+        """Zero of the data in model coordinates, −μ₀/s₀: activity interventions scale a
+        variable's output around it (``core.drift.activity_inputs``)."""
+        return -self.mu0_ / self.s0_
 
     def _minibatch(self, z: Contexts, pert, g, dev):
         """One step's data: the control KDS (``control_cells`` cells), σ² [1, d], and
@@ -275,12 +283,13 @@ class GIM(PerturbationModel):
         lambda_graph = cfg.lambda_graph if self.causal == "mlp" else 0.0
         stability = _StabilityPenalty(z.n_genes, cfg.stability_margin)
         masks = {}
+        origin = self._activity_origin().to(dev)
 
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
             k_ctrl, s2, idx, x = self._minibatch(z, pert, g, dev)
             _, u, kappa = net(pidx[idx], z.doses.to(dev)[idx])
             M = masks["M"][pidx[idx]]
-            f = _perturbed_drift(drift, x, M, u, kappa)
+            f = _perturbed_drift(drift, x, M, u, kappa, origin)
             k_pert = kds(x, f, s2.expand(B, -1), bandwidth=h, estimator=cfg.estimator).mean()
             terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert,
                      "sparsity": drift.sparsity()}
@@ -389,7 +398,7 @@ class GIM(PerturbationModel):
         alpha = None if kappa is None else torch.exp(m * kappa[:, None]).reshape(P * groups, d)
         log_sigma = self.drift.log_sigma.detach().expand(P * groups, -1)
         z = sample_stationary(self.drift, shift, log_sigma, per, activity=alpha,
-                              generator=generator)
+                              origin=self._activity_origin(), generator=generator)
         z = z.reshape(P, groups * per, d)[:, :n_cells].float()
         return z * self.s0_ + self.mu0_
 

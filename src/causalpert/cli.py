@@ -353,20 +353,29 @@ def report(
     html: bool = typer.Option(False, help="Also write RUN_DIR/report/index.html with bar "
                               "charts."),
 ) -> None:
-    """Print the headline table (mean ± sd over seeds) of a finished benchmark run."""
+    """Print the headline table (mean ± sd over seeds) of a finished benchmark run, and the
+    rank of each intended target where the protocol has them (sachs)."""
     import pandas as pd
 
-    from .benchmark.report import headline_table, markdown_table
+    from .benchmark.report import headline_table, markdown_table, target_rank_table
 
     path = run_dir / "summary.csv"
     if not path.is_file():
         _fail(FileNotFoundError(f"{path} not found: pass the --out directory of a benchmark run"))
     summary = pd.read_csv(path)
     table = headline_table(summary)
+    results = run_dir / "results.csv"
+    ranks = target_rank_table(pd.read_csv(results)) if results.is_file() else None
     if markdown:
         print(markdown_table(table))
+        if ranks is not None:
+            print("\nRank of each perturbation's intended target (mean over seeds):\n")
+            print(markdown_table(ranks.astype(str)).replace("| method |", "| perturbation |"))
     else:
         console.print(_rich_table(table, f"{summary['protocol'].iloc[0]}: mean ± sd over seeds"))
+        if ranks is not None:
+            console.print(_rich_table(ranks.astype(str), "rank of the intended target "
+                                      "(mean over seeds)", first="perturbation"))
     if html:
         import matplotlib
 

@@ -63,3 +63,13 @@ def test_sciplex3_protocol_runs_on_the_fixture(tmp_path):
     assert s[("additive", "partial_ood", "edist")] < s[("control", "partial_ood", "edist")]
     with pytest.raises(ValueError, match="needs the h5ad file"):
         load_protocol("sciplex3", seed=0)
+
+
+def test_activity_synthetic_scores_targets_by_intervention_kind():
+    pdata = load_protocol("activity-synthetic", sim="linear", seed=0)
+    sets = pdata.target_sets
+    assert sorted(sets["id_activity"] + sets["id_shift"]) == sorted(sets["id"])
+    kappa = pdata.train.uns["truth"]["activity"]
+    assert (kappa.loc[sets["id_activity"]].abs().sum(1) > 0).all()
+    assert (kappa.loc[sets["id_shift"]].abs().sum(1) == 0).all()
+    assert len(sets["id_activity"]) >= 10 and len(sets["id_shift"]) >= 10

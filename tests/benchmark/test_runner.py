@@ -50,3 +50,18 @@ def test_cli_benchmark_rejects_unknown_method(tmp_path):
     res = CliRunner().invoke(app, ["benchmark", "--methods", "gim,magic", "--seeds", "0",
                                    "--out", str(tmp_path)])
     assert res.exit_code == 1 and "unknown method 'magic'" in res.output
+
+
+def test_target_rank_table_averages_seeds_and_sorts_by_rank():
+    import pandas as pd
+
+    from causalpert.benchmark.report import target_rank_table
+
+    rows = [("gim", 0, "a", 1.0), ("gim", 1, "a", 2.0), ("de", 0, "a", 4.0), ("de", 1, "a", 4.0),
+            ("gim", 0, "b", 1.0), ("gim", 1, "b", 1.0), ("de", 0, "b", 1.0), ("de", 1, "b", 1.0)]
+    res = pd.DataFrame(rows, columns=["method", "seed", "context", "value"])
+    res["metric"] = "target_rank"
+    table = target_rank_table(pd.concat([res, res.assign(metric="target_auroc")]))
+    assert list(table.index) == ["b", "a"]
+    assert table.loc["a", "gim"] == 1.5 and table.loc["a", "de"] == 4.0
+    assert target_rank_table(res.assign(metric="edist")) is None

@@ -56,13 +56,18 @@ def paper_synthetic(*, sim: str = "linear", seed: int = 0, design=None,
     train = adata[split == "train"].copy()
     ctrl = train[train.obs["perturbation"] == "control"]
     perts = adata.uns["perturbation_split"]
+    target_sets = {"id": list(perts["train"]), "full_ood": list(perts["full_ood"])}
+    if "activity" in adata.uns["truth"]:  # activity-synthetic: also scored by kind
+        inhibits = adata.uns["truth"]["activity"].abs().sum(1) > 0
+        target_sets["id_activity"] = [p for p in perts["train"] if inhibits[p]]
+        target_sets["id_shift"] = [p for p in perts["train"] if not inhibits[p]]
     return ProtocolData(
         name=name,
         seed=seed,
         train=train,
         tests={s: adata[split == s].copy() for s in ("id", "partial_ood", "full_ood")},
         x_control=dense_matrix(ctrl),
-        target_sets={"id": list(perts["train"]), "full_ood": list(perts["full_ood"])},
+        target_sets=target_sets,
         truth_targets=adata.uns["truth"]["targets"],
         true_graph=np.asarray(adata.uns["truth"]["adjacency"]).astype(bool),
         fit_kwargs={"perturbation_key": "perturbation", "dose_key": "dose",

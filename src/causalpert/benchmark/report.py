@@ -8,6 +8,7 @@ import pandas as pd
 HEADLINE = (
     ("id", "edist_rel"), ("id", "edist"), ("partial_ood", "edist"), ("partial_ood", "edist_rel"),
     ("full_ood", "edist"), ("full_ood", "edist_rel"), ("id", "target_auprc"),
+    ("id_shift", "target_auprc"), ("id_activity", "target_auprc"),
     ("full_ood", "target_auroc"), ("targets", "target_rank"), ("targets", "target_top2"),
     ("targets", "target_auroc"), ("graph", "graph_auprc"), ("train", "fit_seconds"),
 )
@@ -23,6 +24,16 @@ def headline_table(summary: pd.DataFrame) -> pd.DataFrame:
                 f"{r['mean']:.3f} ± {r['sd']:.3f}" if r["n_seeds"] > 1 else f"{r['mean']:.3f}")
     cols = [f"{s}:{m}" for s, m in HEADLINE if any(f"{s}:{m}" in v for v in cells.values())]
     return pd.DataFrame.from_dict(cells, orient="index").reindex(columns=cols).fillna("—")
+
+
+def target_rank_table(results: pd.DataFrame) -> pd.DataFrame | None:
+    """Perturbation × method: rank of the intended target, mean over seeds (None without
+    ``target_rank`` rows, i.e. protocols without intended targets)."""
+    ranks = results[results["metric"] == "target_rank"]
+    if ranks.empty:
+        return None
+    table = ranks.pivot_table(index="context", columns="method", values="value", aggfunc="mean")
+    return table.loc[table.mean(1).sort_values().index].round(2)
 
 
 def markdown_table(table: pd.DataFrame) -> str:

@@ -90,3 +90,15 @@ def test_activity_model_round_trips_through_a_checkpoint(fits, tmp_path):
 def test_activity_needs_the_latent_variant():
     with pytest.raises(ValueError, match="activity=True needs variant='latent'"):
         GIM(activity=True, variant="joint")
+
+
+def test_activity_effects_show_the_inhibition(fits):
+    """The inhibitor's target carries a strongly negative κ and little shift; a shift drug's
+    target carries its shift. (κ of a target without outgoing edges, like g1, is not
+    identified, so it is not asserted.)"""
+    act = fits["activity"].effects(["inhib0", "shift1"], kind="activity")
+    shift = fits["activity"].effects(["inhib0", "shift1"])
+    assert act.loc["inhib0", "g0"] < -1.0  # true κ = ln 0.05 ≈ −3
+    assert abs(shift.loc["inhib0", "g0"]) < 1.0 < 2.0 < abs(shift.loc["shift1", "g1"])
+    with pytest.raises(ValueError, match="no activity interventions"):
+        fits["shift"].effects(["inhib0"], kind="activity")

@@ -405,21 +405,33 @@ class GIM(PerturbationModel):
     def _target_scores(self, F, perturbations) -> torch.Tensor:
         return self._interventions(F, torch.ones(len(F)), perturbations)[0]
 
-    def effects(self, perturbations=None, doses=1.0, *, smiles=None, features=None):
-        """Expected shift E[m ⊙ u] = π ⊙ u per (perturbation, dose), in standardised units
-        of the causal model (DataFrame perturbation × gene, ``dose`` column first); rows by
-        name or, with ``smiles=``, by SMILES string (a model fitted with a featurizer)."""
+    def effects(self, perturbations=None, doses=1.0, *, smiles=None, features=None,
+                kind: str = "shift"):
+        """Expected intervention per (perturbation, dose) as a DataFrame perturbation × gene
+        (``dose`` column first); rows by name or, with ``smiles=``, by SMILES string.
+
+        ``kind="shift"``: E[m ⊙ u] = π ⊙ u, in standardised units of the causal model.
+        ``kind="activity"``: E[m ⊙ κ] = π ⊙ κ, the log factor on each gene's outgoing edges
+        (< 0: inhibited; a model fitted with ``activity=True``). The κ of a gene without
+        outgoing edges changes nothing, so it is not identified: read it with ``graph()``.
+        """
         import pandas as pd
 
+        if kind not in ("shift", "activity"):
+            raise ValueError(f"kind must be 'shift' or 'activity', got {kind!r}")
         self._check_fitted()
+        if kind == "activity" and not self.config.activity:
+            raise ValueError("this model has no activity interventions: fit GIM(activity=True) "
+                             "or use kind='shift'")
         if smiles is None:
             perturbations = self._default_perturbations(perturbations)
         labels, names, F = self._inputs(perturbations, smiles, features)
         doses = broadcast_doses(doses, len(names))
         with torch.no_grad():
-            pi, u, _ = self._interventions(F, torch.as_tensor(doses, dtype=torch.float32),
-                                           names)
-        df = pd.DataFrame((pi * u).numpy(), index=labels, columns=list(self.genes_))
+            pi, u, kappa = self._interventions(F, torch.as_tensor(doses, dtype=torch.float32),
+                                               names)
+        effect = u if kind == "shift" else kappa
+        df = pd.DataFrame((pi * effect).numpy(), index=labels, columns=list(self.genes_))
         df.insert(0, "dose", doses)
         return df
 

@@ -77,7 +77,12 @@ def test_blockwise_standardise_and_finite_check(monkeypatch):
     pert = np.array(["control"] * 20 + ["a"] * 30)
     c = Contexts.from_arrays(x.numpy(), pert, np.ones(50))
     shift, scale = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([2.0, 0.5, 1.0])
-    torch.testing.assert_close(c.standardised(shift, scale).x, (c.x - shift) / scale)
+    expected = (c.x - shift) / scale
+    torch.testing.assert_close(c.standardised(shift, scale).x, expected)
+    owned = Contexts.from_arrays(x.numpy(), pert, np.ones(50))
+    z = owned.standardised(shift, scale, inplace=True)
+    torch.testing.assert_close(z.x, expected)
+    assert z.x.data_ptr() == owned.x.data_ptr()  # no copy of X
     bad = x.numpy().copy()
     bad[45, 2] = np.inf  # in the last block
     with pytest.raises(ValueError, match="NaN or inf"):

@@ -193,12 +193,14 @@ class Contexts:
             sums.index_add_(0, ctx, self.x.double())
         return (sums / self.sizes[:, None]).float()
 
-    def standardised(self, shift: torch.Tensor, scale: torch.Tensor) -> Contexts:
-        """The contexts in coordinates (x − shift) / scale (no copy for ``BackedRows``; one
-        new N × d tensor, filled in row blocks, otherwise)."""
+    def standardised(self, shift: torch.Tensor, scale: torch.Tensor, *,
+                     inplace: bool = False) -> Contexts:
+        """The contexts in coordinates (x − shift) / scale: no copy for ``BackedRows``; else
+        one new N × d tensor filled in row blocks, or, with ``inplace=True`` (for a caller that
+        owns these contexts, e.g. a model fitting on what ``prepare`` made for it), none."""
         if isinstance(self.x, BackedRows):
             return dataclasses.replace(self, x=self.x.affine(shift, scale))
-        x = torch.empty_like(self.x)
+        x = self.x if inplace else torch.empty_like(self.x)
         for i in range(0, len(x), _BLOCK):
             torch.sub(self.x[i : i + _BLOCK], shift, out=x[i : i + _BLOCK])
             x[i : i + _BLOCK].div_(scale)

@@ -34,10 +34,14 @@ def expression_matrix(adata: ad.AnnData, *, layer: str | None = None):
         raise ValueError(f"{name} must be a 2-D numeric matrix, got dtype {x.dtype} with "
                          f"{x.ndim} dimension(s): store numbers (float or integer counts)")
     if x.dtype.kind == "f":
-        values = x.data if sp.issparse(x) else x
-        finite = np.isfinite(values)
-        if not finite.all():
-            rows = x.tocoo().row[~finite] if sp.issparse(x) else np.nonzero(~finite)[0]
+        if sp.issparse(x):
+            finite = np.isfinite(x.data)
+            rows = x.tocoo().row[~finite] if not finite.all() else np.zeros(0, dtype=int)
+        else:  # in row blocks: no N × d boolean temporary
+            block = 65536
+            rows = np.concatenate([i + np.nonzero(~np.isfinite(x[i : i + block]))[0]
+                                   for i in range(0, len(x), block)] or [np.zeros(0, int)])
+        if len(rows):
             raise ValueError(f"{len(np.unique(rows))} cells have NaN or inf values in {name}: "
                              "remove or impute them first")
     return x

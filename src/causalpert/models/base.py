@@ -108,6 +108,8 @@ class PerturbationModel:
         return self
 
     def _fit(self, contexts: Contexts, *, adata: ad.AnnData, progress: bool | None) -> None:
+        """Fit on ``contexts``, which ``fit`` made for this call only: a model may overwrite
+        their cells (e.g. standardise in place) to save a copy of X."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------- inputs

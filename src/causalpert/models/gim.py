@@ -166,7 +166,7 @@ class GIM(PerturbationModel):
     def _fit(self, contexts: Contexts, *, adata: ad.AnnData, progress) -> None:
         cfg = self.config
         if cfg.standardize:
-            self.mu0_, self.s0_, z = standardise(contexts)
+            self.mu0_, self.s0_, z = standardise(contexts, inplace=True)  # fit owns them
         else:
             self.mu0_, self.s0_ = torch.zeros(contexts.n_genes), torch.ones(contexts.n_genes)
             z = contexts

@@ -38,7 +38,7 @@ class FreeCausalBaseline(PerturbationModel):
         self.config = FitConfig(steps=steps, lambda_shift=lambda_shift)
 
     def _fit(self, contexts, *, adata, progress) -> None:
-        self.mu0_, self.s0_, z = standardise(contexts)
+        self.mu0_, self.s0_, z = standardise(contexts, inplace=True)  # fit owns them
         targets = np.ones((z.n_contexts, z.n_genes), dtype=bool)
         targets[z.control] = False
         fit = fit_causal(z, targets, causal=self.options["causal"], config=self.config,

@@ -83,6 +83,8 @@ def test_blockwise_standardise_and_finite_check(monkeypatch):
     z = owned.standardised(shift, scale, inplace=True)
     torch.testing.assert_close(z.x, expected)
     assert z.x.data_ptr() == owned.x.data_ptr()  # no copy of X
+    per_context = torch.stack([x[:20].mean(0), x[20:].mean(0)])
+    torch.testing.assert_close(c.means(), per_context)
     bad = x.numpy().copy()
     bad[45, 2] = np.inf  # in the last block
     with pytest.raises(ValueError, match="NaN or inf"):

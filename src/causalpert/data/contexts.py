@@ -190,7 +190,8 @@ class Contexts:
                                  "first")
         else:
             sums = torch.zeros(self.n_contexts, self.n_genes, dtype=torch.float64)
-            sums.index_add_(0, ctx, self.x.double())
+            for i in range(0, len(self.x), _BLOCK):  # float64 in blocks, not a copy of X
+                sums.index_add_(0, ctx[i : i + _BLOCK], self.x[i : i + _BLOCK].double())
         return (sums / self.sizes[:, None]).float()
 
     def standardised(self, shift: torch.Tensor, scale: torch.Tensor, *,

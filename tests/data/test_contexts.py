@@ -71,7 +71,7 @@ def test_blockwise_standardise_and_finite_check(monkeypatch):
     """Whole-matrix passes run in row blocks (no N × d temporaries); same result as one op."""
     import causalpert.data.contexts as contexts_module
 
-    monkeypatch.setattr(contexts_module, "_BLOCK", 7)
+    monkeypatch.setattr(contexts_module, "ROW_BLOCK", 7)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(50, 3, generator=g)
     pert = np.array(["control"] * 20 + ["a"] * 30)

@@ -12,7 +12,9 @@ import pandas as pd
 from ..data.prepare import dense_matrix
 from ..data.simulate import simulate
 
-PROTOCOL_NAMES = ("paper-synthetic", "activity-synthetic", "sachs", "sciplex3")
+#: simulated protocols: their results are labelled ``<protocol>-<sim>``
+SYNTHETIC_PROTOCOLS = ("paper-synthetic", "activity-synthetic")
+PROTOCOL_NAMES = (*SYNTHETIC_PROTOCOLS, "sachs", "sciplex3")
 
 
 @dataclass
@@ -142,7 +144,7 @@ def load_protocol(name: str, *, sim: str = "linear", seed: int = 0, design=None,
     Cached per process (the few last), so methods of one seed share one data set; models
     must not modify the returned AnnData objects.
     """
-    if name in ("paper-synthetic", "activity-synthetic"):
+    if name in SYNTHETIC_PROTOCOLS:
         return paper_synthetic(sim=sim, seed=seed, design=design, name=name)
     if name == "sachs":
         return sachs(seed=seed)

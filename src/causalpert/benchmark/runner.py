@@ -22,7 +22,7 @@ from .evaluate import (
     evaluate_target_ranks,
     evaluate_targets,
 )
-from .protocols import load_protocol
+from .protocols import SYNTHETIC_PROTOCOLS, load_protocol
 
 #: method name → (registered model, options). Ablations are variants of ``gim``.
 METHODS: dict[str, tuple[str, dict]] = {
@@ -102,8 +102,7 @@ def run_one(protocol: str, sim: str, method: str, seed: int, *, progress=False, 
                 rows.append({"split": "train", "context": "all", "metric": f"diag_{k}",
                              "value": float(v)})
     for r in rows:
-        synthetic = protocol in ("paper-synthetic", "activity-synthetic")
-        r.update(protocol=f"{protocol}-{sim}" if synthetic else protocol,
+        r.update(protocol=f"{protocol}-{sim}" if protocol in SYNTHETIC_PROTOCOLS else protocol,
                  method=method, seed=seed)
     return rows
 

@@ -69,12 +69,8 @@ class LeadingEigenvalue:
         self._xy: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def refresh(self, W: torch.Tensor) -> None:
-        Wd = W.detach().to("cpu", torch.float64)
-        vals, vecs = torch.linalg.eig(Wd)
-        i = int(vals.real.argmax())
-        lvals, lvecs = torch.linalg.eig(Wd.T)
-        j = int((lvals - vals[i]).abs().argmin())
-        self._xy = (vecs[:, i].to(W.device), lvecs[:, j].to(W.device))
+        x, y = _leading_vectors(W[None])
+        self._xy = (x[0], y[0])
 
     def __call__(self, W: torch.Tensor) -> torch.Tensor:
         if self._xy is None or self.calls % self.refresh_every == 0:
@@ -85,10 +81,9 @@ class LeadingEigenvalue:
         return ((y @ Wc @ x) / (y @ x)).real.to(W.dtype)
 
 
-def leading_eigenvalues(W: torch.Tensor) -> torch.Tensor:
-    """max Re eig(W_k) [K] for a batch W [K, d, d], differentiable without backpropagating
-    through an eigendecomposition: Re(y_kᵀ W_k x_k / y_kᵀ x_k) with the (detached) right and
-    left leading eigenvectors, exact in value and gradient (as in ``LeadingEigenvalue``)."""
+def _leading_vectors(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right and left eigenvectors x, y [K, d] (complex, detached) of the eigenvalue with the
+    largest real part of each W_k [K, d, d]."""
     Wd = W.detach().to("cpu", torch.float64)
     vals, vecs = torch.linalg.eig(Wd)
     i = vals.real.argmax(-1)
@@ -97,6 +92,13 @@ def leading_eigenvalues(W: torch.Tensor) -> torch.Tensor:
     j = (lvals - lead).abs().argmin(-1)
     x = vecs.gather(-1, i[:, None, None].expand(-1, W.shape[-1], 1))[..., 0].to(W.device)
     y = lvecs.gather(-1, j[:, None, None].expand(-1, W.shape[-1], 1))[..., 0].to(W.device)
-    Wc = W.to(x.dtype)
-    num = torch.einsum("ki,kij,kj->k", y, Wc, x)
+    return x, y
+
+
+def leading_eigenvalues(W: torch.Tensor) -> torch.Tensor:
+    """max Re eig(W_k) [K] for a batch W [K, d, d], differentiable without backpropagating
+    through an eigendecomposition: Re(y_kᵀ W_k x_k / y_kᵀ x_k) with the (detached) right and
+    left leading eigenvectors, exact in value and gradient (as in ``LeadingEigenvalue``)."""
+    x, y = _leading_vectors(W)
+    num = torch.einsum("ki,kij,kj->k", y, W.to(x.dtype), x)
     return (num / (y * x).sum(-1)).real.to(W.dtype)

@@ -31,13 +31,13 @@ def float32_rows(x, rows=None, *, chunk: int = 4096) -> np.ndarray:
 
 
 #: rows per block of the whole-matrix passes below (a few MB of temporaries, not N × d)
-_BLOCK = 65536
+ROW_BLOCK = 65536
 
 
 def _all_finite(x: torch.Tensor) -> bool:
     """``torch.isfinite(x).all()`` in row blocks (no N × d boolean temporary)."""
-    return all(bool(torch.isfinite(x[i : i + _BLOCK]).all())
-               for i in range(0, x.shape[0], _BLOCK))
+    return all(bool(torch.isfinite(x[i : i + ROW_BLOCK]).all())
+               for i in range(0, x.shape[0], ROW_BLOCK))
 
 
 @dataclass(frozen=True)
@@ -190,8 +190,8 @@ class Contexts:
                                  "first")
         else:
             sums = torch.zeros(self.n_contexts, self.n_genes, dtype=torch.float64)
-            for i in range(0, len(self.x), _BLOCK):  # float64 in blocks, not a copy of X
-                sums.index_add_(0, ctx[i : i + _BLOCK], self.x[i : i + _BLOCK].double())
+            for i in range(0, len(self.x), ROW_BLOCK):  # float64 in blocks, not a copy of X
+                sums.index_add_(0, ctx[i : i + ROW_BLOCK], self.x[i : i + ROW_BLOCK].double())
         return (sums / self.sizes[:, None]).float()
 
     def standardised(self, shift: torch.Tensor, scale: torch.Tensor, *,
@@ -202,9 +202,9 @@ class Contexts:
         if isinstance(self.x, BackedRows):
             return dataclasses.replace(self, x=self.x.affine(shift, scale))
         x = self.x if inplace else torch.empty_like(self.x)
-        for i in range(0, len(x), _BLOCK):
-            torch.sub(self.x[i : i + _BLOCK], shift, out=x[i : i + _BLOCK])
-            x[i : i + _BLOCK].div_(scale)
+        for i in range(0, len(x), ROW_BLOCK):
+            torch.sub(self.x[i : i + ROW_BLOCK], shift, out=x[i : i + ROW_BLOCK])
+            x[i : i + ROW_BLOCK].div_(scale)
         return dataclasses.replace(self, x=x)
 
     def control_moments(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .backed import lazy_matrix
-from .contexts import Contexts, float32_rows
+from .contexts import ROW_BLOCK, Contexts, float32_rows
 
 
 def expression_matrix(adata: ad.AnnData, *, layer: str | None = None):
@@ -38,9 +38,8 @@ def expression_matrix(adata: ad.AnnData, *, layer: str | None = None):
             finite = np.isfinite(x.data)
             rows = x.tocoo().row[~finite] if not finite.all() else np.zeros(0, dtype=int)
         else:  # in row blocks: no N × d boolean temporary
-            block = 65536
-            rows = np.concatenate([i + np.nonzero(~np.isfinite(x[i : i + block]))[0]
-                                   for i in range(0, len(x), block)] or [np.zeros(0, int)])
+            rows = np.concatenate([i + np.nonzero(~np.isfinite(x[i : i + ROW_BLOCK]))[0]
+                                   for i in range(0, len(x), ROW_BLOCK)] or [np.zeros(0, int)])
         if len(rows):
             raise ValueError(f"{len(np.unique(rows))} cells have NaN or inf values in {name}: "
                              "remove or impute them first")

@@ -18,7 +18,9 @@ import anndata as ad
 import torch
 
 from ..core import (
+    Interventions,
     LeadingEigenvalue,
+    intervened_drift,
     kds,
     kds_bernoulli,
     leading_eigenvalues,
@@ -64,23 +66,15 @@ def _calibrated_logits(effects: list[torch.Tensor], calibration) -> torch.Tensor
     return sum(wi * e.abs() for wi, e in zip(w, effects, strict=True)) + b
 
 
-def _intervened_stability(drift, m: torch.Tensor, kappa: torch.Tensor | None,
+def _intervened_stability(drift, interventions: Interventions | None,
                           margin: float) -> torch.Tensor:
     """mean_k relu(max Re eig(A diag(α_k) − I) + margin)², α_k = exp(m_k ⊙ κ_k): activity
     interventions rescale columns of W, which can make it unstable (O(K d³): activity only)."""
-    if kappa is None:
-        return torch.zeros((), device=m.device)
-    W = drift.intervened_W(torch.exp(m * kappa))
+    alpha = None if interventions is None else interventions.activity_factor()
+    if alpha is None:
+        return torch.zeros((), device=drift.b.device)
+    W = drift.intervened_W(alpha)
     return (torch.relu(leading_eigenvalues(W) + margin) ** 2).mean()
-
-
-def _perturbed_drift(drift, x: torch.Tensor, m: torch.Tensor, u: torch.Tensor,
-                     kappa: torch.Tensor | None, origin: torch.Tensor) -> torch.Tensor:
-    """f_I(x) [K, n, d] for targets m, shifts u and activity log factors κ [K, d] (activity
-    scaled around ``origin``, the zero of the data in model coordinates)."""
-    if kappa is None:
-        return drift(x) + (m * u)[:, None]
-    return drift(x, activity=torch.exp(m * kappa)[:, None], origin=origin) + (m * u)[:, None]
 
 
 def _device(name: str) -> torch.device:
@@ -211,6 +205,7 @@ class GIM(PerturbationModel):
                                 else net(Fz[idx], doses[idx]))
             pi = torch.sigmoid(logits)
             s2b = s2.expand(B, -1)
+            iv = None  # sampled interventions (the exact estimator averages over masks)
             if cfg.mask_estimator == "exact":
                 f = drift(x) + (pi * u)[:, None]
                 k_pert = kds_bernoulli(x, f, pi * (1 - pi) * u**2, s2b, bandwidth=h,
@@ -219,7 +214,8 @@ class GIM(PerturbationModel):
                 tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / cfg.steps)
                 noise = torch.rand(pi.shape, generator=g).clamp(1e-6, 1 - 1e-6).to(dev)
                 m = torch.sigmoid((logits + torch.log(noise) - torch.log1p(-noise)) / tau)
-                k_pert = kds(x, _perturbed_drift(drift, x, m, u, kappa, origin), s2b,
+                iv = Interventions(m, u, activity=kappa)
+                k_pert = kds(x, intervened_drift(drift, x, iv, origin), s2b,
                              bandwidth=h, estimator=cfg.estimator)
             terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert.mean(),
                      "sparsity": drift.sparsity(), "targets": pi.sum(-1).mean() / d}
@@ -231,8 +227,7 @@ class GIM(PerturbationModel):
                 loss = loss + cfg.moment_weight * terms["moments"]
             if self.causal == "linear" and cfg.stability_weight > 0:
                 terms["stability"] = stability(drift) + _intervened_stability(
-                    drift, m if cfg.mask_estimator == "concrete" else pi, kappa,
-                    cfg.stability_margin)
+                    drift, iv, cfg.stability_margin)
                 loss = loss + cfg.stability_weight * terms["stability"]
             return {"loss": loss, **terms}
 
@@ -288,15 +283,15 @@ class GIM(PerturbationModel):
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
             k_ctrl, s2, idx, x = self._minibatch(z, pert, g, dev)
             _, u, kappa = net(pidx[idx], z.doses.to(dev)[idx])
-            M = masks["M"][pidx[idx]]
-            f = _perturbed_drift(drift, x, M, u, kappa, origin)
+            iv = Interventions(masks["M"][pidx[idx]], u, activity=kappa)
+            f = intervened_drift(drift, x, iv, origin)
             k_pert = kds(x, f, s2.expand(B, -1), bandwidth=h, estimator=cfg.estimator).mean()
             terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert,
                      "sparsity": drift.sparsity()}
             loss = cfg.control_weight * k_ctrl + k_pert + lambda_graph * terms["sparsity"]
             if self.causal == "linear" and cfg.stability_weight > 0:
                 terms["stability"] = stability(drift) + _intervened_stability(
-                    drift, M, kappa, cfg.stability_margin)
+                    drift, iv, cfg.stability_margin)
                 loss = loss + cfg.stability_weight * terms["stability"]
             return {"loss": loss, **terms}
 

@@ -130,3 +130,8 @@ def test_activity_synthetic_inhibits_genes_with_children():
     sel = ((adata.obs["perturbation"] == name) & (adata.obs["dose"] == 2.0)).to_numpy()
     x = adata.X[sel]
     assert np.abs(x.mean(0) - mean[0].numpy()).max() < 4 * x.std(0).max() / np.sqrt(len(x))
+
+
+def test_activity_synthetic_refuses_the_mlp_truth():
+    with pytest.raises(ValueError, match="activity-synthetic has a linear ground truth only"):
+        simulate("activity-synthetic", sim="mlp", seed=0)

@@ -102,3 +102,5 @@ def test_activity_effects_show_the_inhibition(fits):
     assert abs(shift.loc["inhib0", "g0"]) < 1.0 < 2.0 < abs(shift.loc["shift1", "g1"])
     with pytest.raises(ValueError, match="no activity interventions"):
         fits["shift"].effects(["inhib0"], kind="activity")
+    with pytest.raises(ValueError, match="kind must be 'shift' or 'activity'"):
+        fits["activity"].effects(["inhib0"], kind="level")

@@ -33,6 +33,7 @@ METHODS: dict[str, tuple[str, dict]] = {
     "gim-joint-mlphead": ("gim", {"variant": "joint", "head": "mlp"}),
     "gim-vstat": ("gim", {"estimator": "v"}),
     "gim-norefit": ("gim", {"refit_steps": 0}),
+    "gim-refit-l1": ("gim", {"refit_graph_l1": True}),
     "gim-uncalibrated": ("gim", {"calibrated_targets": False}),
     "gim-activity": ("gim", {"activity": True}),
     "control": ("control", {}),

@@ -267,7 +267,8 @@ class GIM(PerturbationModel):
         m = 1[π > 0.5], no target penalty, the drift and the Hill parameters (a, K, n)
         re-estimated by the KDS. The linear model drops its L1 too (it shrinks the weights, so
         downstream effects come out too small and spurious targets stand in for them); the MLP
-        model keeps its group lasso (without it, edge strength spreads over all pairs).
+        model keeps its group lasso (without it, edge strength spreads over all pairs);
+        ``refit_graph_l1`` keeps it for the linear model too (the ablation ``gim-refit-l1``).
 
         With ``calibrated_targets``, π is then set to sigmoid(w |π ⊙ a| + b), the logistic fit
         of π on the refitted expected amplitude (spurious targets keep a saturated π but lose
@@ -275,7 +276,8 @@ class GIM(PerturbationModel):
         """
         cfg, drift, net, h = self.config, self.drift, self.net, self.bandwidth_
         B = min(cfg.batch_contexts, len(pert))
-        lambda_graph = cfg.lambda_graph if self.causal == "mlp" else 0.0
+        keep_l1 = self.causal == "mlp" or cfg.refit_graph_l1
+        lambda_graph = cfg.lambda_graph if keep_l1 else 0.0
         stability = _StabilityPenalty(z.n_genes, cfg.stability_margin)
         masks = {}
         origin = self._activity_origin().to(dev)

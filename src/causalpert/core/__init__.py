@@ -6,7 +6,14 @@ Stationary-diffusion drifts, interventions, the KDS loss, dose response and samp
 from .dose import hill
 from .drift import DRIFTS, Drift, LinearDrift, MLPDrift
 from .interventions import Interventions, intervened_drift
-from .kds import ESTIMATORS, kds, kds_autodiff, kds_bernoulli, stein_kernel_autodiff
+from .kds import (
+    ESTIMATORS,
+    kds,
+    kds_autodiff,
+    kds_bernoulli,
+    kds_shift_gain,
+    stein_kernel_autodiff,
+)
 from .linalg import (
     LeadingEigenvalue,
     UnstableDriftError,
@@ -40,6 +47,7 @@ __all__ = [
     "kds",
     "kds_autodiff",
     "kds_bernoulli",
+    "kds_shift_gain",
     "leading_eigenvalues",
     "max_real_eigenvalue",
     "sample_gaussian",

@@ -89,7 +89,7 @@ def run_one(protocol: str, sim: str, method: str, seed: int, *, progress=False, 
     if model.has_target_scores and pdata.truth_targets is not None:
         for split, perts in pdata.target_sets.items():
             try:
-                scores = model.target_probabilities(perts)
+                scores = model.target_scores(perts)
             except ValueError:  # e.g. `de` cannot score perturbations it never saw
                 continue
             rows += evaluate_targets(scores, pdata.truth_targets, split=split)

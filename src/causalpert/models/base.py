@@ -234,6 +234,14 @@ class PerturbationModel:
     def _target_scores(self, F, perturbations) -> torch.Tensor:
         raise NotImplementedError
 
+    def target_scores(self, perturbations=None, *, smiles=None,
+                      features: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Ranking score per (perturbation, gene), higher = more likely a target; what the
+        benchmark's target metrics rank by. ``target_probabilities`` for every model but GIM,
+        which also orders the genes it did not select by their evidence (``GIM.target_scores``).
+        """
+        return self.target_probabilities(perturbations, smiles=smiles, features=features)
+
     def graph(self) -> pd.DataFrame:
         """Weighted adjacency gene × gene, entry (i, j) = strength of edge i → j."""
         self._check_fitted()

@@ -14,7 +14,10 @@ better (README, Ablations).
 
 from __future__ import annotations
 
+import copy
+
 import anndata as ad
+import numpy as np
 import torch
 
 from ..core import (
@@ -23,6 +26,7 @@ from ..core import (
     intervened_drift,
     kds,
     kds_bernoulli,
+    kds_shift_gain,
     leading_eigenvalues,
     max_real_eigenvalue,
     sample_stationary,
@@ -41,6 +45,9 @@ from .config import FitConfig
 from .gim_module import InterventionNet, LatentInterventions, hill_activity, hill_shift
 from .ridge import RidgeFit, fit_ridge_cv
 from .training import train
+
+#: cells of a training perturbation's top-dose context used for its target evidence
+EVIDENCE_CELLS = 512
 
 
 def _fit_logistic(x: torch.Tensor, y: torch.Tensor, steps: int = 200) -> tuple[float, ...]:
@@ -243,6 +250,7 @@ class GIM(PerturbationModel):
         self.net.cpu().eval()
         if latent:
             self._fit_heads(Fz.cpu(), pidx.cpu())
+        self._fit_target_evidence(z, pert, pidx.cpu(), Fz.cpu(), doses.cpu())
 
     def _activity_origin(self) -> torch.Tensor:
         """Zero of the data in model coordinates, −μ₀/s₀: activity interventions scale a
@@ -314,6 +322,71 @@ class GIM(PerturbationModel):
             self.refit_history_ = train(
                 groups, loss_fn, steps=steps, lr=cfg.lr, log_every=cfg.log_every,
                 progress=progress, description=f"refitting GIM ({self.causal}, round {r + 1})")
+
+    def _fit_target_evidence(self, z: Contexts, pert, pidx, Fz, doses) -> None:
+        """R [P, d] (``target_evidence_``): for each seen perturbation, at its top-dose context
+        (≤ ``EVIDENCE_CELLS`` cells), the KDS drop from adding a gene it did not select
+        (π ≤ 0.5) as a target with its best constant shift (``core.kds_shift_gain``, a score
+        test); 0 for the selected genes. It orders the genes π leaves at ≈ 0."""
+        g = torch.Generator().manual_seed(self.seed)  # not the training generator
+        origin = self._activity_origin()
+        estimator = self.config.estimator if self.config.estimator in ("u", "v") else "u"
+        top = {}
+        for k in pert.tolist():  # highest dose per perturbation
+            p = self.seen_.index(z.perturbations[k])
+            if p not in top or doses[k] > doses[top[p]]:
+                top[p] = k
+        R = torch.zeros(len(self.seen_), z.n_genes, dtype=torch.float64)
+        drift = copy.deepcopy(self.drift).double()  # float64: C_j is a difference of sums
+        with torch.no_grad():
+            for p, k in top.items():
+                x = z.cells(k)
+                x = x[torch.randperm(len(x), generator=g)[:EVIDENCE_CELLS]][None].double()
+                latent = isinstance(self.net, LatentInterventions)
+                logits, u, kappa = self.net(pidx[[k]] if latent else Fz[[k]], doses[[k]])
+                m = (torch.sigmoid(logits) > 0.5).double()
+                iv = Interventions(m, u.double(),
+                                   activity=None if kappa is None else kappa.double())
+                f = intervened_drift(drift, x, iv, origin.double())
+                s2 = torch.exp(2 * drift.log_sigma)[None]
+                gain, _ = kds_shift_gain(x, f, s2, bandwidth=self.bandwidth_,
+                                         estimator=estimator)
+                R[p] = torch.where(m[0] > 0, 0.0, gain[0])
+        self.target_evidence_ = R
+
+    def target_evidence(self, perturbations=None):
+        """KDS evidence for adding each gene as a further target of a *training* perturbation
+        (perturbation × gene DataFrame; 0 for the genes it already targets): the drop of its
+        top-dose context's KDS with the best constant shift on that gene alone."""
+        import pandas as pd
+
+        self._check_fitted()
+        if getattr(self, "target_evidence_", None) is None:
+            raise ValueError("this model has no target evidence (saved by an older version): "
+                             "refit it")
+        names = list(self.seen_) if perturbations is None else list(perturbations)
+        unseen = [p for p in names if p not in self.seen_]
+        if unseen:
+            raise ValueError(f"target evidence exists for training perturbations only; "
+                             f"{unseen[0]!r} was not in training")
+        rows = self.target_evidence_[[self.seen_.index(p) for p in names]]
+        return pd.DataFrame(rows.numpy(), index=names, columns=list(self.genes_))
+
+    def target_scores(self, perturbations=None, *, smiles=None, features=None):
+        """Ranking score: π for the genes a training perturbation targets (π > 0.5); for the
+        others 0.5 · R / max R, its ``target_evidence`` (π orders them by noise), so every
+        target ranks first and the rest by evidence. New perturbations: π."""
+        scores = self.target_probabilities(perturbations, smiles=smiles, features=features)
+        R = getattr(self, "target_evidence_", None)
+        if R is None or smiles is not None:
+            return scores
+        top = float(R.max()) or 1.0
+        for name in scores.index:
+            if name in self.seen_:
+                ev = 0.5 * R[self.seen_.index(name)].numpy() / top
+                row = scores.loc[name].to_numpy()
+                scores.loc[name] = np.where(row > 0.5, row, ev)
+        return scores
 
     @staticmethod
     def _expected_effects(pi: torch.Tensor, raw: dict) -> list[torch.Tensor]:
@@ -441,6 +514,8 @@ class GIM(PerturbationModel):
         tensors |= {f"net.{k}": v for k, v in self.net.state_dict().items()}
         tensors |= {"mu0": self.mu0_, "s0": self.s0_, "f_mean": self.f_mean_,
                     "f_sd": self.f_sd_}
+        if getattr(self, "target_evidence_", None) is not None:
+            tensors["target_evidence"] = self.target_evidence_
         extra = {"bandwidth": self.bandwidth_, "dose_scale": self.dose_scale_,
                  "history": self.history_.to_dict(), "seen": self.seen_, "alphas": {},
                  "calibration": list(getattr(self, "calibration_", ()))}
@@ -458,6 +533,7 @@ class GIM(PerturbationModel):
         self.mu0_, self.s0_ = tensors["mu0"], tensors["s0"]
         self.f_mean_, self.f_sd_ = tensors["f_mean"], tensors["f_sd"]
         self.bandwidth_ = extra["bandwidth"]
+        self.target_evidence_ = tensors.get("target_evidence")  # None: older checkpoints
         self.heads_ = {k: RidgeFit.from_tensors(tensors, f"head.{k}", a)
                        for k, a in extra["alphas"].items()}
         self.calibration_ = tuple(extra["calibration"])

@@ -246,13 +246,15 @@ def targets(
     perturbation: list[str] = typer.Option(None, help="Only these perturbations (repeatable)."),
     out: Path = typer.Option(None, help="Also write the full perturbation × gene table (CSV)."),
 ) -> None:
-    """Each perturbation's most likely target genes, with probabilities."""
+    """Each perturbation's most likely target genes, with probabilities (GIM orders the genes
+    it did not select by their KDS evidence, `GIM.target_scores`)."""
     try:
         m = _load_model(model_dir)
         if not m.has_target_scores:
             raise ValueError(f"the {m.name} model gives no target scores: fit gim, de, "
                              "free-causal or additive")
         probs = m.target_probabilities(perturbation or None)
+        order = m.target_scores(perturbation or None)
         if out is not None:
             _write_text_atomic(out, probs.to_csv())
     except (ValueError, RuntimeError, OSError) as exc:
@@ -261,9 +263,9 @@ def targets(
     table.add_column("perturbation")
     for i in range(min(top, probs.shape[1])):
         table.add_column(f"#{i + 1}")
-    for name, row in probs.iterrows():
-        best = row.sort_values(ascending=False).iloc[:top]
-        table.add_row(str(name), *[f"{g} {v:.3f}" for g, v in best.items()])
+    for name, row in order.iterrows():
+        best = row.sort_values(ascending=False).index[:top]
+        table.add_row(str(name), *[f"{g} {probs.loc[name, g]:.3f}" for g in best])
     console.print(table)
 
 

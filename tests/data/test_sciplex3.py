@@ -113,6 +113,25 @@ def test_splits_hold_out_the_top_dose_and_a_fifth_of_the_drugs(raw, sci):
     assert set(mid.obs.loc[mid.obs["split"] == "partial_ood", "dose_nM"]) == {100.0}
 
 
+def test_id_split_holds_out_a_tenth_of_every_training_context(raw, sci):
+    obs = sci.obs
+    held = obs[obs["split"] == "id"]
+    train = obs[obs["split"] == "train"]
+    assert (held["perturbation"] != "control").all()
+    assert set(held["perturbation"]) == set(train["perturbation"]) - {"control"}
+    sizes = held.groupby(["perturbation", "dose_nM"], observed=True).size()
+    # 25 cells per context in the fixture → round(2.5) = 2; 6 drugs × 3 training doses
+    assert (sizes == 2).all() and len(sizes) == 6 * 3
+    assert sci.uns["split_info"]["id_fraction"] == 0.1
+    none = read_sciplex3(raw, n_genes=30, fingerprints=False, id_fraction=0.0)
+    assert (none.obs["split"] == "id").sum() == 0
+    np.testing.assert_array_equal(  # the OOD splits do not depend on the id split
+        none.obs["split"].isin(["partial_ood", "full_ood"]),
+        obs["split"].isin(["partial_ood", "full_ood"]))
+    with pytest.raises(ValueError, match="id_fraction must be in"):
+        read_sciplex3(raw, n_genes=30, fingerprints=False, id_fraction=1.0)
+
+
 def _set(key, value, rows=slice(None)):
     def change(adata):
         adata.obs.loc[adata.obs.index[rows], key] = value

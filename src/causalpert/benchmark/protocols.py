@@ -116,8 +116,9 @@ def sachs(*, seed: int = 0, holdout: float = 0.2) -> ProtocolData:
 def sciplex3(*, path: str, cell_line: str = "A549", seed: int = 0, n_genes: int = 50
              ) -> ProtocolData:
     """Protocol ``sciplex3`` on the user's file (``data.sciplex3.read_sciplex3``): train on
-    ``train``, score ``partial_ood`` (a held-out dose) and ``full_ood`` (20 % of drugs, Morgan
-    features only). No known targets or graph."""
+    ``train``, score ``id`` (10 % of the cells of every training context), ``partial_ood`` (a
+    held-out dose) and ``full_ood`` (20 % of drugs, Morgan features only). No known targets or
+    graph."""
     from ..data.sciplex3 import read_sciplex3
 
     adata = read_sciplex3(path, cell_line=cell_line, n_genes=n_genes, seed=seed)
@@ -127,7 +128,7 @@ def sciplex3(*, path: str, cell_line: str = "A549", seed: int = 0, n_genes: int 
         name="sciplex3",
         seed=seed,
         train=train,
-        tests={s: adata[split == s].copy() for s in ("partial_ood", "full_ood")
+        tests={s: adata[split == s].copy() for s in ("id", "partial_ood", "full_ood")
                if (split == s).any()},
         x_control=dense_matrix(train[train.obs["perturbation"] == "control"]),
         fit_kwargs={"perturbation_key": "perturbation", "dose_key": "dose",

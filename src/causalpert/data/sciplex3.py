@@ -87,6 +87,7 @@ def read_sciplex3(
     n_bits: int = 2048,
     held_out_dose: float | None = None,
     ood_fraction: float = 0.2,
+    id_fraction: float = 0.1,
     seed: int = 0,
     drug_key: str = "product_name",
     dose_key: str = "dose",
@@ -119,6 +120,7 @@ def read_sciplex3(
         radius, n_bits: Morgan fingerprint settings.
         held_out_dose: partial-OOD dose in nM (default: the highest).
         ood_fraction, seed: fraction of drugs held out for full OOD, and its seed.
+        id_fraction: fraction of the cells of every training context held out as ``id``.
         drug_key, dose_key, dose_unit: drug and dose columns; unit "nM", "uM"/"µM" or "mM".
         cell_line_key, smiles_key, vehicle_key: column names, when not the defaults above.
 
@@ -179,13 +181,13 @@ def read_sciplex3(
     out.obs["dose_nM"] = nm
     out.obs["dose"] = np.where(vehicle, 0.0, np.log10(np.maximum(nm, 1.0)) / 4.0)
     split = dose_and_drug_split(out.obs, dose_key="dose_nM", held_out_dose=held_out_dose,
-                                ood_fraction=ood_fraction, seed=seed)
+                                ood_fraction=ood_fraction, id_fraction=id_fraction, seed=seed)
     out.obs["split"] = split
     treated = out.obs["perturbation"].astype(str) != "control"
     out.uns.update(dataset="sciplex3", cell_line=cell_line, control="control", split_info={
         "held_out_dose_nM": float(out.obs.loc[split == "partial_ood", "dose_nM"].max()),
         "full_ood_drugs": sorted(set(drugs[(split == "full_ood").to_numpy()])),
-        "ood_fraction": ood_fraction, "seed": seed})
+        "ood_fraction": ood_fraction, "id_fraction": id_fraction, "seed": seed})
     skey = _find_key(obs, smiles_key, SMILES_KEYS, "SMILES")
     if skey is not None:
         out.uns["smiles"] = _drug_smiles(obs[treated.to_numpy()], drugs[treated.to_numpy()], skey)

@@ -104,6 +104,16 @@ def test_target_evidence_ranks_the_unselected_genes_better_than_pi(model, data):
     pd.testing.assert_frame_equal(model.target_scores(ood), model.target_probabilities(ood))
 
 
+def test_no_evidence_falls_back_to_pi(data):
+    _, train, _ = data
+    m = GIM(seed=0, steps=60, refit_steps=20, evidence_cells=0).fit(train, progress=False)
+    pd.testing.assert_frame_equal(m.target_scores(), m.target_probabilities())
+    with pytest.raises(ValueError, match="evidence_cells"):
+        m.target_evidence()
+    with pytest.raises(ValueError, match="evidence_cells must be"):
+        GIM(evidence_cells=1)
+
+
 def test_outputs_are_anndata_and_dataframes(model, data):
     adata, _, _ = data
     pred = model.predict(["pert_00", "pert_01"], [0.5, 2.0], n_cells=30)

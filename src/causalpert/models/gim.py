@@ -46,9 +46,6 @@ from .gim_module import InterventionNet, LatentInterventions, hill_activity, hil
 from .ridge import RidgeFit, fit_ridge_cv
 from .training import train
 
-#: cells of a training perturbation's top-dose context used for its target evidence
-EVIDENCE_CELLS = 512
-
 
 def _fit_logistic(x: torch.Tensor, y: torch.Tensor, steps: int = 200) -> tuple[float, ...]:
     """(w₁, …, w_q, b) minimising the cross-entropy of sigmoid(x w + b) against soft labels
@@ -325,9 +322,13 @@ class GIM(PerturbationModel):
 
     def _fit_target_evidence(self, z: Contexts, pert, pidx, Fz, doses) -> None:
         """R [P, d] (``target_evidence_``): for each seen perturbation, at its top-dose context
-        (≤ ``EVIDENCE_CELLS`` cells), the KDS drop from adding a gene it did not select
+        (≤ ``evidence_cells`` cells), the KDS drop from adding a gene it did not select
         (π ≤ 0.5) as a target with its best constant shift (``core.kds_shift_gain``, a score
         test); 0 for the selected genes. It orders the genes π leaves at ≈ 0."""
+        n_cells = self.config.evidence_cells
+        if n_cells == 0:
+            self.target_evidence_ = None
+            return
         g = torch.Generator().manual_seed(self.seed)  # not the training generator
         origin = self._activity_origin()
         estimator = self.config.estimator if self.config.estimator in ("u", "v") else "u"
@@ -341,7 +342,7 @@ class GIM(PerturbationModel):
         with torch.no_grad():
             for p, k in top.items():
                 x = z.cells(k)
-                x = x[torch.randperm(len(x), generator=g)[:EVIDENCE_CELLS]][None].double()
+                x = x[torch.randperm(len(x), generator=g)[:n_cells]][None].double()
                 latent = isinstance(self.net, LatentInterventions)
                 logits, u, kappa = self.net(pidx[[k]] if latent else Fz[[k]], doses[[k]])
                 m = (torch.sigmoid(logits) > 0.5).double()
@@ -362,8 +363,8 @@ class GIM(PerturbationModel):
 
         self._check_fitted()
         if getattr(self, "target_evidence_", None) is None:
-            raise ValueError("this model has no target evidence (saved by an older version): "
-                             "refit it")
+            raise ValueError("this model has no target evidence (fitted with evidence_cells=0 "
+                             "or saved by an older version): refit it with evidence_cells > 0")
         names = list(self.seen_) if perturbations is None else list(perturbations)
         unseen = [p for p in names if p not in self.seen_]
         if unseen:

@@ -173,19 +173,25 @@ def kds_bernoulli(
     t = _pair_terms(x, f, x, f, sigma2)
     out = _pair_mean(_stein_kernel(t, sigma2, bandwidth), estimator)
     if shift_var is not None:
-        k = torch.exp(-t["rr"] / (2 * h2))  # [K, n, n], symmetric
-        # Σ_ab k_ab (x_aj − x_bj)² = 2 Σ_a x_aj² κ_a − 2 Σ_a x_aj (K x)_aj, κ = K·1 (diag: r = 0)
-        kappa = k.sum(-1, keepdim=True)
-        kr2 = 2 * (x * x * kappa).sum(1) - 2 * (x * (k @ x)).sum(1)  # [K, d]
-        n = x.shape[1]
-        if estimator == "v":
-            mean_k, mean_kr2 = k.mean((-1, -2)), kr2 / n**2
-        else:
-            mean_k = (k.sum((-1, -2)) - n) / (n * (n - 1))
-            mean_kr2 = kr2 / (n * (n - 1))
-        curv = mean_k[:, None] / h2 - mean_kr2 / h2**2
-        out = out + (shift_var * curv).sum(-1)
+        out = out + (shift_var * _shift_curvature(x, t["rr"], h2, estimator)).sum(-1)
     return out
+
+
+def _shift_curvature(x: torch.Tensor, rr: torch.Tensor, h2: float, estimator: str
+                     ) -> torch.Tensor:
+    """C_j = E_pairs[k (1/h² − r_j²/h⁴)] [K, d], the coefficient of δ_j² in the KDS under a
+    constant drift shift δ (pairwise estimators ``"u"``/``"v"``); rr [K, n, n] = ‖r‖²."""
+    k = torch.exp(-rr / (2 * h2))  # [K, n, n], symmetric
+    # Σ_ab k_ab (x_aj − x_bj)² = 2 Σ_a x_aj² κ_a − 2 Σ_a x_aj (K x)_aj, κ = K·1 (diag: r = 0)
+    kappa = k.sum(-1, keepdim=True)
+    kr2 = 2 * (x * x * kappa).sum(1) - 2 * (x * (k @ x)).sum(1)  # [K, d]
+    n = x.shape[1]
+    if estimator == "v":
+        mean_k, mean_kr2 = k.mean((-1, -2)), kr2 / n**2
+    else:
+        mean_k = (k.sum((-1, -2)) - n) / (n * (n - 1))
+        mean_kr2 = kr2 / (n * (n - 1))
+    return mean_k[:, None] / h2 - mean_kr2 / h2**2
 
 
 def stein_kernel_autodiff(x, y, drift_fn, sigma2: torch.Tensor, *, bandwidth: float):
@@ -245,7 +251,8 @@ def kds_shift_gain(
 
     KDS is exactly quadratic in a constant shift δ e_j of the drift: KDS(δ) = K₀ + 2B_j δ +
     C_j δ² with B_j = ½ ∂KDS/∂δ_j (one backward pass) and, from the pair terms,
-    C_j = mean_pairs k(a, b) (1/h² − r_j²/h⁴). The best shift is δ*_j = −B_j / C_j and the
+    C_j = mean_pairs k(a, b) (1/h² − r_j²/h⁴) (``_shift_curvature``, shared with
+    ``kds_bernoulli``). The best shift is δ*_j = −B_j / C_j and the
     drop R_j = B_j² / C_j ≥ 0. Cost O(K n² d), like ``kds``.
 
     Args:
@@ -258,7 +265,6 @@ def kds_shift_gain(
     if estimator not in ("u", "v"):
         raise ValueError(f"kds_shift_gain needs a pairwise estimator ('u' or 'v'), got "
                          f"{estimator!r}")
-    h2 = bandwidth**2
     with torch.enable_grad():
         delta = torch.zeros(f.shape[0], f.shape[-1], dtype=f.dtype, device=f.device,
                             requires_grad=True)
@@ -266,13 +272,6 @@ def kds_shift_gain(
                     bandwidth=bandwidth, estimator=estimator).sum()
         (grad,) = torch.autograd.grad(value, delta)
     with torch.no_grad():
-        k = torch.exp(-torch.cdist(x, x).pow(2) / (2 * h2))  # [K, n, n]
-        if estimator == "u":
-            k = k - torch.diag_embed(torch.diagonal(k, dim1=-2, dim2=-1))
-        n = x.shape[1]
-        pairs = n * (n - 1) if estimator == "u" else n * n
-        # Σ_ab k_ab r_abj² = 2 Σ_a x_aj² Σ_b k_ab − 2 Σ_ab x_aj k_ab x_bj (k symmetric)
-        kr2 = 2 * (k.sum(-1)[..., None] * x**2).sum(1) - 2 * (x * (k @ x)).sum(1)
-        C = (k.sum((-1, -2))[:, None] / h2 - kr2 / h2**2) / pairs
+        C = _shift_curvature(x, torch.cdist(x, x).pow(2), bandwidth**2, estimator)
         B = grad / 2
         return B**2 / C, -B / C

@@ -65,10 +65,9 @@ def dose_and_drug_split(
     split[np.isin(pert, ood)] = "full_ood"
     if id_fraction > 0:
         train = treated & (split == "train")
-        groups = pd.Series(np.flatnonzero(train)).groupby(
-            [pert[train], dose[train]], sort=True).indices
         rows = np.flatnonzero(train)
-        for idx in groups.values():
+        groups = pd.Series(rows).groupby([pert[rows], dose[rows]], sort=True).indices
+        for idx in groups.values():  # positions in rows, one array per (perturbation, dose)
             n_id = min(round(id_fraction * len(idx)), len(idx) - 2)
             if n_id > 0:
                 split[rng.choice(rows[idx], size=n_id, replace=False)] = "id"

@@ -339,11 +339,11 @@ class GIM(PerturbationModel):
                 top[p] = k
         R = torch.zeros(len(self.seen_), z.n_genes, dtype=torch.float64)
         drift = copy.deepcopy(self.drift).double()  # float64: C_j is a difference of sums
+        latent = isinstance(self.net, LatentInterventions)
         with torch.no_grad():
             for p, k in top.items():
                 x = z.cells(k)
                 x = x[torch.randperm(len(x), generator=g)[:n_cells]][None].double()
-                latent = isinstance(self.net, LatentInterventions)
                 logits, u, kappa = self.net(pidx[[k]] if latent else Fz[[k]], doses[[k]])
                 m = (torch.sigmoid(logits) > 0.5).double()
                 iv = Interventions(m, u.double(),

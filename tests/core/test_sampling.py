@@ -106,3 +106,19 @@ def test_mlp_sampler_runs_many_contexts_at_once():
     assert x.shape == (3, 100, 4)
     means = x.mean(1)[:, 0]  # the shift on variable 0 moves its mean (f_0 = −x_0 + … + u)
     assert means[1] - means[0] > 2.0 and means[0] - means[2] > 2.0
+
+
+def test_match_stationary_variance_reaches_the_target():
+    from causalpert.core import match_stationary_variance, solve_lyapunov
+
+    g = torch.Generator().manual_seed(0)
+    d = 6
+    W = -torch.eye(d, dtype=torch.float64) + 0.3 * torch.randn(d, d, generator=g,
+                                                               dtype=torch.float64)
+    W.fill_diagonal_(-1.0)
+    sigma2 = torch.linspace(0.3, 2.0, d, dtype=torch.float64)  # a reachable target
+    target = solve_lyapunov(W, torch.diag(sigma2)).diagonal()
+    ls = match_stationary_variance(W, torch.zeros(d), target, iters=500, tol=1e-9)
+    P = solve_lyapunov(W, torch.diag(torch.exp(2 * ls)))
+    torch.testing.assert_close(P.diagonal(), target, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(torch.exp(2 * ls), sigma2, rtol=1e-4, atol=1e-5)

@@ -166,7 +166,7 @@ def test_save_load_roundtrip(fitted, tmp_path, name):
         assert not np.array_equal(a.X, model.predict(*args, n_cells=50, seed=4).X)
 
 
-@pytest.mark.parametrize("name", ["control", "additive", "mlp"])
+@pytest.mark.parametrize("name", ["additive", "mlp"])
 def test_unseen_perturbation_needs_features(fitted, data, name):
     model = fitted[name]
     with pytest.raises(ValueError, match="'brand_new'"):
@@ -175,6 +175,18 @@ def test_unseen_perturbation_needs_features(fitted, data, name):
     new = model.predict(["brand_new"], 1.0, features=feats, n_cells=10, seed=1)
     ref = model.predict(["pert_50"], 1.0, n_cells=10, seed=1)
     np.testing.assert_allclose(new.X, ref.X, rtol=1e-6)
+
+
+def test_control_and_mean_shift_predict_any_name(fitted, data):
+    """They ignore the perturbation: any name (an unseen knockout) gets the same answer."""
+    _, train = data[0], data[1]
+    x0 = fitted["control"].control_cells_.double().mean(0).numpy()
+    ctrl = fitted["control"].predict(["brand_new"], n_cells=2000, seed=0).X.mean(0)
+    np.testing.assert_allclose(ctrl, x0, atol=0.1)
+    mean_ko = MODELS["mean-shift"](seed=0).fit(train)
+    a, b = (mean_ko.predict([p], n_cells=2000, seed=0).X.mean(0) for p in ("brand_new", "x+y"))
+    np.testing.assert_allclose(a - x0, mean_ko.shift_.numpy(), atol=0.1)
+    np.testing.assert_allclose(a, b)
 
 
 def test_truncated_checkpoint_raises(fitted, tmp_path):

@@ -9,9 +9,16 @@ HEADLINE = (
     ("id", "edist_rel"), ("id", "edist"), ("partial_ood", "edist"), ("partial_ood", "edist_rel"),
     ("full_ood", "edist"), ("full_ood", "edist_rel"), ("id", "target_auprc"),
     ("id_shift", "target_auprc"), ("id_activity", "target_auprc"),
-    ("full_ood", "target_auroc"), ("targets", "target_rank"), ("targets", "target_top2"),
-    ("targets", "target_auroc"), ("graph", "graph_auprc"), ("train", "fit_seconds"),
+    ("full_ood", "target_auroc"), ("combo", "edist"), ("combo", "edist_rel"),
+    ("combo", "delta_pearson_top20"), ("unseen_ko", "edist"), ("unseen_ko", "mean_rmse"),
+    ("unseen_ko", "delta_pearson_top50"), ("targets", "target_rank"), ("targets", "target_top1"),
+    ("targets", "target_top2"), ("targets", "target_auroc"), ("graph", "graph_auprc"),
+    ("train", "fit_seconds"),
 )
+
+#: (split, metric) shown per context (one row per held-out knockout or pair) by the report
+PER_CONTEXT = (("unseen_ko", "edist"), ("unseen_ko", "delta_pearson_top50"),
+               ("combo", "edist"))
 
 
 def headline_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -34,6 +41,17 @@ def target_rank_table(results: pd.DataFrame) -> pd.DataFrame | None:
         return None
     table = ranks.pivot_table(index="context", columns="method", values="value", aggfunc="mean")
     return table.loc[table.mean(1).sort_values().index].round(2)
+
+
+def context_table(results: pd.DataFrame, split: str, metric: str,
+                  contexts: list[str] | None = None) -> pd.DataFrame | None:
+    """Context × method: ``metric`` on ``split``, mean over seeds (None if absent); for the
+    ``combo`` split of paper-synthetic (40 pairs) pass ``contexts`` to keep it short."""
+    rows = results[(results["split"] == split) & (results["metric"] == metric)]
+    if rows.empty:
+        return None
+    table = rows.pivot_table(index="context", columns="method", values="value", aggfunc="mean")
+    return (table if contexts is None else table.loc[contexts]).round(3)
 
 
 def markdown_table(table: pd.DataFrame) -> str:

@@ -42,6 +42,7 @@ METHODS: dict[str, tuple[str, dict]] = {
     "free-causal": ("free-causal", {}),
     "de": ("de", {}),
     "oracle": ("oracle", {}),
+    "mean-ko": ("mean-shift", {}),
 }
 
 
@@ -77,13 +78,23 @@ def run_one(protocol: str, sim: str, method: str, seed: int, *, progress=False, 
     model.fit(pdata.train, progress=progress, **pdata.fit_kwargs)
     rows = [{"split": "train", "context": "all", "metric": "fit_seconds",
              "value": time.perf_counter() - t0}]
-    if method != "de":
-        for split, test in pdata.tests.items():
-            rows += evaluate_prediction(model, test, pdata.x_control, split=split, seed=seed)
-    if pdata.fit_all is not None:
+    predicts = method != "de"
+    if predicts:
+        rows += _score_splits(model, pdata.tests, pdata, seed)
+    diagnostics = model
+    if predicts and (model.uses_intended_targets or model.accepts_any_perturbation):
+        for fold in pdata.folds:  # e.g. a knockout never seen, from its intended gene
+            fm = make_model(method, seed=seed, sim=sim, **options)
+            t0 = time.perf_counter()
+            fm.fit(fold.train, progress=progress, **pdata.fit_kwargs)
+            rows.append({"split": "train", "context": fold.label, "metric": "fold_fit_seconds",
+                         "value": time.perf_counter() - t0})
+            rows += _score_splits(fm, fold.tests, pdata, seed)
+    if pdata.fit_all is not None and (model.has_target_scores or model.has_graph):
         model = make_model(method, seed=seed, sim=sim, **options)
         t0 = time.perf_counter()
-        model.fit(pdata.fit_all, progress=progress, **pdata.fit_kwargs)
+        model.fit(pdata.fit_all, progress=progress,
+                  **(pdata.fit_all_kwargs or pdata.fit_kwargs))
         rows.append({"split": "train", "context": "all", "metric": "fit_all_seconds",
                      "value": time.perf_counter() - t0})
     if model.has_target_scores and pdata.truth_targets is not None:
@@ -97,6 +108,7 @@ def run_one(protocol: str, sim: str, method: str, seed: int, *, progress=False, 
                 rows += evaluate_target_ranks(scores, pdata.intended_targets, split=split)
     if model.has_graph and pdata.true_graph is not None:
         rows += evaluate_graph(model.graph(), pdata.true_graph)
+    model = diagnostics  # the diagnostics of the fit to ``train``
     if hasattr(model, "diagnostics"):
         for k, v in model.diagnostics().items():
             if isinstance(v, float | int):
@@ -105,6 +117,21 @@ def run_one(protocol: str, sim: str, method: str, seed: int, *, progress=False, 
     for r in rows:
         r.update(protocol=f"{protocol}-{sim}" if protocol in SYNTHETIC_PROTOCOLS else protocol,
                  method=method, seed=seed)
+    return rows
+
+
+def _score_splits(model, tests: dict, pdata, seed: int) -> list[dict]:
+    """Prediction rows of every test split a model can predict; a split of perturbations it
+    cannot predict (e.g. ``additive`` with one-hot features on a new perturbation) gives no
+    rows, so its table cell stays empty."""
+    rows = []
+    for split, test in tests.items():
+        try:
+            rows += evaluate_prediction(model, test, pdata.x_control, split=split, seed=seed,
+                                        top_genes=pdata.top_genes.get(split))
+        except ValueError as err:
+            if not str(err).startswith("unknown perturbation"):
+                raise
     return rows
 
 

@@ -25,6 +25,7 @@ from .linalg import (
 from .sampling import (
     SimulationDivergedError,
     euler_maruyama,
+    match_stationary_variance,
     sample_gaussian,
     sample_stationary,
     stationary_gaussian,
@@ -49,6 +50,7 @@ __all__ = [
     "kds_bernoulli",
     "kds_shift_gain",
     "leading_eigenvalues",
+    "match_stationary_variance",
     "max_real_eigenvalue",
     "sample_gaussian",
     "sample_stationary",

@@ -18,6 +18,16 @@ m = 3 sd), as in positive-valued expression or phospho data (Sachs: 4–9 sds); 
 inhibitor of a gene whose mean is near 0 would change variances only. Linear truth only.
 Features encode [a, κ, K, n].
 
+Both also have a ``combo`` split (docs/benchmarks.md "Split combo in paper-synthetic"):
+``SyntheticDesign.n_combo_pairs`` (default 40; at most all pairs) distinct pairs of training
+perturbations, both at ``combo_dose`` (1), ``n_test_cells`` (200) cells each, named
+``"pert_03+pert_17"`` (lower index first). The truth is composed in the causal model (method.md
+§7): targets are the union, shifts add, u = a_A ⊙ H_A(c) + a_B ⊙ H_B(c) (each with its own EC50
+and coefficient), activity log factors add (the α multiply); cells are sampled from the
+intervened true model. The pairs come from their own generator (``default_rng([seed, 11])``)
+and the cells from their own sampler call (torch seed ``seed + 7919``), appended after every
+other cell, so the other splits are exactly those of a design with ``n_combo_pairs=0``.
+
 ``single-target`` is the reference task of the stationary-diffusion literature: 800
 observational cells plus one shift intervention (±U[2, 5]) on every variable, 200 cells each.
 """
@@ -53,6 +63,8 @@ class SyntheticDesign:
     n_test_cells: int = 200
     parents: float = 2.0
     activity_fraction: float = 0.5  # used by activity-synthetic only
+    n_combo_pairs: int = 40  # pairs of training perturbations in the combo split (0: none)
+    combo_dose: float = 1.0  # dose of both perturbations of a pair
 
 
 PROTOCOLS = ("paper-synthetic", "activity-synthetic", "single-target")
@@ -107,9 +119,48 @@ def _sample_groups(drift, shifts: np.ndarray, sizes: np.ndarray, seed: int,
     return out
 
 
+COMBO_SEED_OFFSET = 7919  # torch seed of the combo cells = seed + this (own sampler call)
+
+
+def _combo_pairs(n_train: int, n_pairs: int, seed: int) -> list[tuple[int, int]]:
+    """``n_pairs`` distinct pairs (i < j) of the first ``n_train`` perturbations, drawn by a
+    generator of their own (so nothing else in the recipe moves), in lexicographic order."""
+    if n_pairs < 0:
+        raise ValueError(f"SyntheticDesign.n_combo_pairs must be ≥ 0, got {n_pairs}")
+    first, second = np.triu_indices(n_train, 1)
+    k = min(n_pairs, len(first))
+    if k == 0:
+        return []
+    pick = np.sort(np.random.default_rng([seed, 11]).choice(len(first), size=k, replace=False))
+    return [(int(first[i]), int(second[i])) for i in pick]
+
+
+def _combo_contexts(pairs, names, amp, kappa, ec50, coeff, dose: float, n_cells: int):
+    """Contexts, shifts and activity factors of the combo split: targets are the union,
+    shifts add, u = a_A ⊙ H_A(c) + a_B ⊙ H_B(c); activity log factors add (α multiply)."""
+    pa, pb = (np.array(i) for i in zip(*pairs, strict=True))
+    c = torch.tensor(float(dose), dtype=torch.float64)
+    H = hill(c, torch.from_numpy(ec50), torch.from_numpy(coeff)).numpy()[:, None]  # [P, 1]
+    shifts = amp[pa] * H[pa] + amp[pb] * H[pb]
+    activity = None if kappa is None else np.exp(kappa[pa] * H[pa] + kappa[pb] * H[pb])
+    pair_names = [f"{names[i]}+{names[j]}" for i, j in pairs]
+    contexts = pd.DataFrame({"perturbation": pair_names, "dose": float(dose), "split": "combo",
+                             "n": n_cells})
+    table = pd.DataFrame({"first": [names[i] for i in pa], "second": [names[j] for j in pb]},
+                         index=pair_names)
+    return contexts, shifts, activity, table
+
+
 def _assemble(drift, adj, contexts: pd.DataFrame, shifts, seed, uns,
-              activity: np.ndarray | None = None) -> ad.AnnData:
+              activity: np.ndarray | None = None, combo=None) -> ad.AnnData:
+    """Sample and stack the cells; ``combo`` = (contexts, shifts, activity) sampled by a
+    separate call (torch seed ``seed + COMBO_SEED_OFFSET``) and appended after the others."""
     cells = _sample_groups(drift, shifts, contexts["n"].to_numpy(), seed, activity)
+    if combo is not None:
+        c_contexts, c_shifts, c_activity = combo
+        cells += _sample_groups(drift, c_shifts, c_contexts["n"].to_numpy(),
+                                seed + COMBO_SEED_OFFSET, c_activity)
+        contexts = pd.concat([contexts, c_contexts], ignore_index=True)
     x = np.concatenate(cells).astype(np.float32)
     reps = contexts["n"].to_numpy()
     obs = pd.DataFrame({
@@ -148,10 +199,21 @@ def simulate(
 
     Returns:
         AnnData cells × genes; ``obs``: ``perturbation`` (control cells: ``"control"``),
-        ``dose`` (0 for control), ``split`` (``train``, ``id``, ``partial_ood``, ``full_ood``;
-        control cells are ``train``); ``uns``: ``perturbation_features`` (DataFrame indexed by
-        perturbation), ``truth`` (graph, adjacency, targets, effects, hill, params; for
-        activity-synthetic also ``activity``, the log factors κ), ``protocol``.
+        ``dose`` (0 for control), ``split`` (``train``, ``id``, ``partial_ood``, ``full_ood``,
+        ``combo``; control cells are ``train``); ``uns``: ``perturbation_features`` (DataFrame
+        indexed by perturbation), ``perturbation_split`` (``train``, ``full_ood``, ``combo``:
+        lists of names), ``truth`` (graph, adjacency, targets, effects, hill, params; for
+        activity-synthetic also ``activity``, the log factors κ; ``combos``: DataFrame indexed
+        by pair name with columns ``first``, ``second``), ``protocol``.
+
+        The ``combo`` split (paper-synthetic and activity-synthetic, not single-target):
+        ``design.n_combo_pairs`` pairs of training perturbations, both at
+        ``design.combo_dose``, ``design.n_test_cells`` cells each, obs ``perturbation``
+        ``"pert_03+pert_17"`` (lower index first), sampled from the true model under both
+        interventions at once (union of targets, shifts add, activity factors multiply).
+        Its cells come last; every other cell is the same as with ``n_combo_pairs=0``.
+        Pair names are not rows of ``truth["targets"]``/``["effects"]`` nor of
+        ``perturbation_features``: compose them from ``truth["combos"]``.
 
     Examples:
         >>> import causalpert as cp
@@ -227,4 +289,13 @@ def simulate(
     if kappa is not None:
         uns["truth"]["activity"] = pd.DataFrame(kappa, index=names, columns=genes)
     uns["perturbation_split"] = {"train": names[:n_tr], "full_ood": names[n_tr:]}
-    return _assemble(drift, adj, contexts, shifts, seed, uns, activity)
+    # combo split last, from its own generator and sampler call: the splits above stay as is
+    pairs = _combo_pairs(n_tr, design.n_combo_pairs, seed)
+    combo = None
+    if pairs:
+        c_contexts, c_shifts, c_activity, table = _combo_contexts(
+            pairs, names, amp, kappa, ec50, coeff, design.combo_dose, design.n_test_cells)
+        uns["perturbation_split"]["combo"] = list(table.index)
+        uns["truth"]["combos"] = table
+        combo = (c_contexts, c_shifts, c_activity)
+    return _assemble(drift, adj, contexts, shifts, seed, uns, activity, combo)

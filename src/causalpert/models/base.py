@@ -17,12 +17,28 @@ import torch
 
 from ..data.contexts import Contexts
 from ..data.features import resolve_features
+from ..data.genetic import combination_parts, parse_genes, resolve_intended_targets
 from ..data.prepare import prepare
 from ..data.smiles import SmilesFeaturizer, resolve_featurizer, smiles_inputs
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .threads import torch_threads
 
 PREDICT_MODES = ("map", "mean", "sample")
+
+
+class _Request:
+    """Resolved perturbations of one call: ``labels`` (as asked), the flat list of ``parts``
+    (a combination ``"A+B"`` contributes one part per component), their features ``F``
+    [Q, p], ``groups`` (part indices of each label) and ``genetic`` (modelled intended-gene
+    indices of each part, for models that use intended targets)."""
+
+    def __init__(self, labels, parts, F, groups, genetic):
+        self.labels, self.parts, self.F = labels, parts, F
+        self.groups, self.genetic = groups, genetic
+
+    @property
+    def composed(self) -> bool:
+        return any(len(g) > 1 for g in self.groups)
 
 
 def broadcast_doses(doses, n: int) -> np.ndarray:
@@ -55,6 +71,13 @@ class PerturbationModel:
     has_graph: ClassVar[bool] = False
     #: ``_predict`` also receives ``perturbations=`` (names), e.g. to use per-perturbation fits.
     predict_uses_names: ClassVar[bool] = False
+    #: the model composes the parts of a combination ``"A+B"`` itself (``_predict_composed``);
+    #: otherwise their mean shifts are added (``_compose_additively``)
+    composes: ClassVar[bool] = False
+    #: a perturbation never seen, without features, is predicted from its intended genes
+    uses_intended_targets: ClassVar[bool] = False
+    #: predicts any perturbation name (features unused), e.g. the ``mean-shift`` baseline
+    accepts_any_perturbation: ClassVar[bool] = False
 
     def __init__(self, *, seed: int = 0, **options):
         self.seed = seed
@@ -62,6 +85,7 @@ class PerturbationModel:
         self.genes_: tuple[str, ...] | None = None
         self.featurizer_: SmilesFeaturizer | None = None
         self.known_smiles_: dict[str, str] = {}
+        self.intended_targets_: dict[str, tuple[str, ...]] = {}
 
     # ---------------------------------------------------------------- fit
     def fit(
@@ -75,6 +99,7 @@ class PerturbationModel:
         layer: str | None = None,
         progress: bool | None = None,
         featurizer: SmilesFeaturizer | dict | None = None,
+        intended_targets: dict | None = None,
     ) -> PerturbationModel:
         """Fit on all cells of ``adata`` (select a split before calling).
 
@@ -88,6 +113,10 @@ class PerturbationModel:
             featurizer: a ``SmilesFeaturizer`` (or its dict) saved with the model so that
                 ``predict(smiles=...)`` works; None → ``adata.uns["featurizer"]`` if present.
                 Without a feature table it featurises ``adata.uns["smiles"]``.
+            intended_targets: genetic perturbations: {perturbation: genes it is aimed at}
+                (a list, or ``"A+B"``); None → ``adata.uns["intended_targets"]`` if present,
+                ``{}`` → none. GIM starts a modelled intended gene as a likely target and
+                predicts knockouts of modelled genes never seen in training from them.
         """
         contexts = prepare(adata, perturbation_key=perturbation_key, dose_key=dose_key,
                            control=control, layer=layer)
@@ -97,6 +126,7 @@ class PerturbationModel:
         table, source = resolve_features(adata, features, perts)
         self.feature_table_, self.feature_source_ = table, source
         self.genes_ = contexts.genes
+        self.intended_targets_ = resolve_intended_targets(adata, intended_targets, perts)
         self.control_label_ = control
         self.control_cells_ = contexts.cells(contexts.control).clone()
         F = torch.zeros(contexts.n_contexts, table.shape[1])
@@ -117,8 +147,10 @@ class PerturbationModel:
         if self.genes_ is None:
             raise NotFittedError(f"{self.name} model is not fitted: call model.fit(adata) first")
 
-    def _features_for(self, perturbations, features: pd.DataFrame | None) -> torch.Tensor:
-        """Feature rows [P, p] for ``perturbations`` (user table first, then the fit table)."""
+    def _features_for(self, perturbations, features: pd.DataFrame | None,
+                      free=()) -> torch.Tensor:
+        """Feature rows [P, p] for ``perturbations`` (user table first, then the fit table);
+        names in ``free`` (predicted without features) get a zero row."""
         user = None
         if features is not None:
             user = features.set_axis(features.index.astype(str))
@@ -130,10 +162,15 @@ class PerturbationModel:
                 rows.append(user.loc[p].to_numpy(dtype=np.float64))
             elif p in self.feature_table_.index:
                 rows.append(self.feature_table_.loc[p].to_numpy(dtype=np.float64))
+            elif p in free or self.accepts_any_perturbation:
+                rows.append(np.zeros(self.feature_table_.shape[1]))
             else:
                 hint = ("this model was fitted with one-hot features, so it can only predict "
                         "perturbations seen in fit" if self.feature_source_ == "one-hot"
                         else "pass its features with features=DataFrame(..., index=[name])")
+                if self.uses_intended_targets:
+                    hint += (", or its genes with intended_targets={name: [genes]} (a "
+                             "modelled gene's name alone also works)")
                 raise ValueError(f"unknown perturbation {p!r}: {hint}")
         F = np.stack(rows) if rows else np.zeros((0, self.feature_table_.shape[1]))
         if F.shape[1] != self.feature_table_.shape[1]:
@@ -146,19 +183,48 @@ class PerturbationModel:
     def _default_perturbations(self, perturbations):
         return list(self.feature_table_.index) if perturbations is None else list(perturbations)
 
-    def _inputs(self, perturbations, smiles, features) -> tuple[list[str], list[str], torch.Tensor]:
-        """(labels, names for ``_predict``, features [P, p]) from names or SMILES strings."""
-        if smiles is None:
-            names = [str(p) for p in perturbations]
-            return names, names, self._features_for(names, features)
-        if perturbations is not None or features is not None:
-            raise ValueError("pass either perturbation names (with optional features=) or "
-                             "smiles=, not both")
-        if self.featurizer_ is None:
-            raise ValueError("this model was fitted without a SMILES featurizer; refit with "
-                             "fit(..., featurizer=SmilesFeaturizer()) or pass perturbation names")
-        labels, names, F = smiles_inputs(self.featurizer_, smiles, self.known_smiles_)
-        return labels, names, torch.as_tensor(F, dtype=torch.float32)
+    def _intended_genes(self, name: str, extra: dict | None) -> tuple[int, ...]:
+        """Indices of the modelled genes ``name`` is aimed at: ``extra`` (given to this call),
+        then the fit's intended targets, then the name itself if it is a modelled gene."""
+        genes = parse_genes((extra or {}).get(name)) or self.intended_targets_.get(name, ())
+        if not genes and name in self.genes_:
+            genes = (name,)
+        index = {g: j for j, g in enumerate(self.genes_)}
+        return tuple(index[g] for g in genes if g in index)
+
+    def _inputs(self, perturbations, smiles, features, intended=None) -> _Request:
+        """Resolve names (or SMILES strings) into parts, features and intended genes."""
+        if smiles is not None:
+            if perturbations is not None or features is not None:
+                raise ValueError("pass either perturbation names (with optional features=) or "
+                                 "smiles=, not both")
+            if self.featurizer_ is None:
+                raise ValueError("this model was fitted without a SMILES featurizer; refit "
+                                 "with fit(..., featurizer=SmilesFeaturizer()) or pass "
+                                 "perturbation names")
+            labels, names, F = smiles_inputs(self.featurizer_, smiles, self.known_smiles_)
+            return _Request(labels, names, torch.as_tensor(F, dtype=torch.float32),
+                            [[i] for i in range(len(names))], [() for _ in names])
+        labels = [str(p) for p in perturbations]
+        user = set() if features is None else set(map(str, features.index))
+        table = set(self.feature_table_.index)
+
+        def genetic(p):
+            return self._intended_genes(p, intended) if self.uses_intended_targets else ()
+
+        def known(p):
+            return (p in user or p in table or self.accepts_any_perturbation
+                    or bool(genetic(p)))
+
+        parts, groups = [], []
+        for p in labels:
+            split = combination_parts(p, known) or [p]
+            groups.append(list(range(len(parts), len(parts) + len(split))))
+            parts += split
+        free = {p for p in parts if p not in user and p not in table and genetic(p)}
+        F = self._features_for(parts, features, free)
+        return _Request(labels, parts, F, groups, [genetic(p) if p in free else ()
+                                                    for p in parts])
 
     # ---------------------------------------------------------------- outputs
     def predict(
@@ -171,6 +237,7 @@ class PerturbationModel:
         n_cells: int = 500,
         mode: str = "map",
         seed: int | None = None,
+        intended_targets: dict | None = None,
     ) -> ad.AnnData:
         """Predicted cells for each (perturbation, dose) pair.
 
@@ -185,6 +252,13 @@ class PerturbationModel:
                 or ``"sample"`` (a fresh intervention drawn from the intervention distribution
                 per batch of cells). Models with deterministic interventions ignore it.
             seed: sampling seed (default: the model's seed).
+            intended_targets: {name: genes} for genetic perturbations never seen in fit (GIM;
+                the name of a modelled gene alone means "perturb that gene").
+
+        A name ``"A+B"`` that is not itself a known perturbation is the combination of its
+        parts, all at the given dose: GIM composes their interventions in the causal model
+        (union of targets, shifts add, activity factors multiply); other models add the
+        parts' mean shifts to the first part's cells.
 
         Returns:
             AnnData (P · n_cells) × genes with ``obs["perturbation"]`` (the name, or the SMILES
@@ -197,13 +271,23 @@ class PerturbationModel:
             raise ValueError(f"mode must be one of {PREDICT_MODES}, got {mode!r}")
         if n_cells < 1:
             raise ValueError(f"n_cells must be ≥ 1, got {n_cells}")
-        perturbations, names, F = self._inputs(perturbations, smiles, features)
+        req = self._inputs(perturbations, smiles, features, intended_targets)
+        perturbations = req.labels
         doses = broadcast_doses(doses, len(perturbations))
+        part_doses = torch.as_tensor(np.concatenate([[doses[i]] * len(g)
+                                                     for i, g in enumerate(req.groups)]),
+                                     dtype=torch.float32)
         g = torch.Generator().manual_seed(self.seed if seed is None else seed)
         with torch.no_grad(), torch_threads():
-            kw = {"perturbations": names} if self.predict_uses_names else {}
-            X = self._predict(F, torch.as_tensor(doses, dtype=torch.float32), n_cells, mode, g,
-                              **kw)
+            kw = {"perturbations": req.parts} if self.predict_uses_names else {}
+            if self.uses_intended_targets:
+                kw["genetic"] = req.genetic
+            if req.composed and self.composes:
+                X = self._predict_composed(req.F, part_doses, req.groups, n_cells, mode, g, **kw)
+            else:
+                X = self._predict(req.F, part_doses, n_cells, mode, g, **kw)
+                if req.composed:
+                    X = self._compose_additively(torch.as_tensor(X), req.groups)
         X = np.asarray(X, dtype=np.float32).reshape(-1, len(self.genes_))
         obs = pd.DataFrame({
             "perturbation": pd.Categorical(np.repeat(perturbations, n_cells)),
@@ -213,6 +297,22 @@ class PerturbationModel:
 
     def _predict(self, F, doses, n_cells, mode, generator) -> torch.Tensor:
         raise NotImplementedError
+
+    def _predict_composed(self, F, doses, groups, n_cells, mode, generator, **kw):
+        raise NotImplementedError
+
+    def _compose_additively(self, X: torch.Tensor, groups) -> torch.Tensor:
+        """Cells of combinations from their parts' cells X [Q, n, d]: the first part's cells
+        plus the other parts' mean shifts, mean(X_q) − μ₀ (the additive rule)."""
+        mu0 = self.control_cells_.double().mean(0)
+        out = [X[g[0]] + sum((X[q].double().mean(0) - mu0 for q in g[1:]),
+                             torch.zeros_like(mu0)).to(X.dtype) for g in groups]
+        return torch.stack(out)
+
+    def _compose_scores(self, S: torch.Tensor, groups) -> torch.Tensor:
+        """Target scores of combinations from their parts' S [Q, d]: the largest (GIM: the
+        probability that any part hits the gene, 1 − Π(1 − π_q))."""
+        return torch.stack([S[g].max(0).values for g in groups])
 
     def target_probabilities(self, perturbations=None, *, smiles=None,
                              features: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -226,10 +326,13 @@ class PerturbationModel:
             raise NotImplementedError(f"the {self.name} model gives no target scores")
         if smiles is None:
             perturbations = self._default_perturbations(perturbations)
-        labels, names, F = self._inputs(perturbations, smiles, features)
+        req = self._inputs(perturbations, smiles, features)
         with torch.no_grad():
-            S = self._target_scores(F, names)
-        return pd.DataFrame(np.asarray(S), index=labels, columns=list(self.genes_))
+            kw = {"genetic": req.genetic} if self.uses_intended_targets else {}
+            S = torch.as_tensor(self._target_scores(req.F, req.parts, **kw))
+            if req.composed:
+                S = self._compose_scores(S, req.groups)
+        return pd.DataFrame(np.asarray(S), index=req.labels, columns=list(self.genes_))
 
     def _target_scores(self, F, perturbations) -> torch.Tensor:
         raise NotImplementedError
@@ -271,6 +374,7 @@ class PerturbationModel:
             "feature_source": self.feature_source_, "extra": extra,
             "featurizer": None if self.featurizer_ is None else self.featurizer_.to_dict(),
             "smiles": {n: c for c, n in self.known_smiles_.items()},
+            "intended_targets": {k: list(v) for k, v in self.intended_targets_.items()},
         }
         save_checkpoint(path, tensors, meta)
 
@@ -293,6 +397,8 @@ class PerturbationModel:
             spec = meta.get("featurizer")  # absent in checkpoints from before SMILES support
             model.featurizer_ = None if spec is None else SmilesFeaturizer.from_dict(spec)
             model.known_smiles_ = {c: n for n, c in meta.get("smiles", {}).items()}
+            model.intended_targets_ = {k: tuple(v) for k, v in
+                                       meta.get("intended_targets", {}).items()}
             state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
             model._load_state(state, meta["extra"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:

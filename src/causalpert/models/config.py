@@ -62,6 +62,15 @@ class FitConfig:
         activity: targets may also change their *activity* (variant A): target j scales its
             outgoing edges by exp(κ_j), κ Hill-tied to the dose like the shift — for drugs
             that inhibit or activate a protein's activity rather than its level.
+        noise_calibration: after the fit of a *linear* model, set the noise scales σ so that
+            the model's stationary control variances equal the control cells' variances
+            (``core.match_stationary_variance``; the drift is unchanged). The KDS pins σ only
+            loosely where the kernel bandwidth is large against a gene's sd (hundreds of genes,
+            median-heuristic h ≈ √(2d)): on Papalexi 2021 the fitted control sds came out
+            1.3× the data's.
+        intended_prior: initial target probability of a perturbation's modelled intended genes
+            (genetic perturbations, variant A); they are exempt from the target penalty λ_T,
+            so the data can still switch them off (a guide that fails) and add other targets.
     """
 
     steps: int = 3000
@@ -99,6 +108,8 @@ class FitConfig:
     evidence_cells: int = 512
     device: str = "cpu"
     activity: bool = False
+    intended_prior: float = 0.9
+    noise_calibration: bool = True
 
     def __post_init__(self):
         if self.estimator not in ("u", "v", "linear"):
@@ -121,6 +132,8 @@ class FitConfig:
             raise ValueError(f"head must be 'hill' or 'mlp', got {self.head!r}")
         if self.evidence_cells < 0 or self.evidence_cells == 1:
             raise ValueError(f"evidence_cells must be 0 (off) or ≥ 2, got {self.evidence_cells}")
+        if not 0 < self.intended_prior < 1:
+            raise ValueError(f"intended_prior must be in (0, 1), got {self.intended_prior}")
         if not 0 < self.target_prior < 1:
             raise ValueError(f"target_prior must be in (0, 1), got {self.target_prior}")
         for name in ("steps", "batch_contexts", "cells_per_context", "control_cells"):

@@ -15,6 +15,7 @@ better (README, Ablations).
 from __future__ import annotations
 
 import copy
+import math
 
 import anndata as ad
 import numpy as np
@@ -28,6 +29,7 @@ from ..core import (
     kds_bernoulli,
     kds_shift_gain,
     leading_eigenvalues,
+    match_stationary_variance,
     max_real_eigenvalue,
     sample_stationary,
 )
@@ -135,6 +137,8 @@ class GIM(PerturbationModel):
     has_target_scores = True
     has_graph = True
     predict_uses_names = True
+    composes = True
+    uses_intended_targets = True
 
     def __init__(self, *, causal: str = "linear", seed: int = 0,
                  config: FitConfig | dict | None = None, **knobs):
@@ -188,8 +192,17 @@ class GIM(PerturbationModel):
             with torch.no_grad():
                 for k in sorted(pert.tolist(), key=lambda j: float(doses[j])):  # top dose last
                     self.net.amplitude[pidx[k]] = means[k] - means[z.control]
+        # genetic perturbations: modelled intended genes start likely, free of the λ_T penalty
+        penalised = torch.ones(len(seen), z.n_genes)
+        if latent:
+            prior = self._intended_mask(seen)
+            penalised = 1.0 - prior
+            with torch.no_grad():
+                p_logit = math.log(cfg.intended_prior / (1 - cfg.intended_prior))
+                self.net.logits[prior > 0] = p_logit
         # train on cfg.device (cells move there per minibatch); outputs are computed on the CPU
         dev = _device(cfg.device)
+        penalised = penalised.to(dev)
         self.drift.to(dev)
         self.net.to(dev)
         means, doses, Fz, pidx = means.to(dev), doses.to(dev), Fz.to(dev), pidx.to(dev)
@@ -222,7 +235,9 @@ class GIM(PerturbationModel):
                 k_pert = kds(x, intervened_drift(drift, x, iv, origin), s2b,
                              bandwidth=h, estimator=cfg.estimator)
             terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert.mean(),
-                     "sparsity": drift.sparsity(), "targets": pi.sum(-1).mean() / d}
+                     "sparsity": drift.sparsity(),
+                     "targets": (pi * penalised[pidx[idx]]).sum(-1).mean() / d
+                     if latent else pi.sum(-1).mean() / d}
             loss = (cfg.control_weight * k_ctrl + terms["kds_perturbed"]
                     + cfg.lambda_graph * terms["sparsity"] + cfg.lambda_targets * terms["targets"])
             if self.causal == "linear" and cfg.moment_weight > 0:
@@ -244,10 +259,96 @@ class GIM(PerturbationModel):
         if latent and cfg.refit_steps > 0:
             self._refit(z, pert, pidx, g, progress, dev)
         self.drift.cpu().eval()
+        if self.causal == "linear" and cfg.noise_calibration:
+            self._calibrate_noise(z)
         self.net.cpu().eval()
         if latent:
             self._fit_heads(Fz.cpu(), pidx.cpu())
+        self.genetic_ = self._fit_genetic(z, pert, pidx.cpu(), doses.cpu()) if latent else None
         self._fit_target_evidence(z, pert, pidx.cpu(), Fz.cpu(), doses.cpu())
+
+    def _calibrate_noise(self, z: Contexts) -> None:
+        """σ such that the stationary control variances equal the control cells' (linear
+        model; ``FitConfig.noise_calibration``). Activity interventions scale W per context,
+        so the control W is the one calibrated."""
+        x0 = z.cells(z.control).double()
+        with torch.no_grad():
+            self.drift.log_sigma.copy_(match_stationary_variance(
+                self.drift.W, self.drift.log_sigma, x0.var(0)).float())
+
+    def _intended_mask(self, names) -> torch.Tensor:
+        """[P, d] 1 where a perturbation's intended gene is modelled (``intended_targets_``)."""
+        M = torch.zeros(len(names), len(self.genes_))
+        for i, p in enumerate(names):
+            M[i, list(self._intended_genes(p, None) if p in self.intended_targets_ else ())] = 1
+        return M
+
+    def _fit_genetic(self, z: Contexts, pert, pidx, doses) -> dict | None:
+        """The size of an intervention on a perturbation's intended gene, from the seen ones
+        (method.md §7): e_pj = π_pj u_pj at p's top dose, for each seen p and modelled
+        intended gene j. Two rules, chosen by leave-one-perturbation-out squared error on e:
+        ``constant`` ê_j = mean e (in control-sd units) and ``toward_zero`` ê_j = ρ z_j with
+        z_j = −μ₀_j / s₀_j the gene's distance to 0 in control sds and ρ = Σ e z / Σ z² (a
+        knockout takes a fixed share of the way to no expression). ``hit_rate``, the share of
+        intended genes selected (π > 0.5), is the target probability of a new one. None when
+        no seen perturbation has a modelled intended gene."""
+        prior = self._intended_mask(self.seen_)
+        if not prior.any():
+            return None
+        top = {}
+        for k in pert.tolist():
+            p = int(pidx[k])
+            if p not in top or doses[k] > doses[top[p]]:
+                top[p] = k
+        zero = self._activity_origin().double()
+        rows = []  # (perturbation, gene, e, z, selected)
+        with torch.no_grad():
+            for p, k in sorted(top.items()):
+                if not prior[p].any():
+                    continue
+                logits, u, _ = self.net(torch.tensor([p]), doses[[k]])
+                pi = torch.sigmoid(logits[0].double())
+                for j in torch.nonzero(prior[p]).flatten().tolist():
+                    rows.append((p, j, float(pi[j] * u[0, j]), float(zero[j]),
+                                 float(pi[j] > 0.5)))
+        P, _, e, zz, sel = (np.array(c) for c in zip(*rows, strict=True))
+
+        def fit(mask):
+            rho = float((e[mask] * zz[mask]).sum() / max((zz[mask] ** 2).sum(), 1e-12))
+            return {"constant": float(e[mask].mean()), "toward_zero": rho}
+
+        def predict(rule, params, j_zero):
+            return params["constant"] if rule == "constant" else params["toward_zero"] * j_zero
+
+        cv = {"constant": 0.0, "toward_zero": 0.0}
+        groups = np.unique(P)
+        for g in groups if len(groups) > 1 else []:
+            params = fit(P != g)
+            for rule in cv:
+                cv[rule] += float(((e[P == g] - predict(rule, params, zz[P == g])) ** 2).sum())
+        rule = min(cv, key=lambda r: (cv[r], r != "constant"))
+        return {"rule": rule, **fit(np.ones(len(e), dtype=bool)), "cv_error": cv,
+                "hit_rate": float(sel.mean()), "n_perturbations": len(groups)}
+
+    def _genetic_interventions(self, genes: tuple[int, ...], doses: torch.Tensor):
+        """(logits, u) [d] of a genetic perturbation never seen in training: its modelled
+        intended genes get the learned size (``_fit_genetic``), π = the hit rate; the other
+        genes no shift, π = the calibrated probability of a zero effect."""
+        if self.genetic_ is None:
+            raise ValueError("cannot predict a genetic perturbation never seen in training: "
+                             "no training perturbation had a modelled intended gene (fit with "
+                             "intended_targets={name: [genes]} or uns['intended_targets'])")
+        d, gen = len(self.genes_), self.genetic_
+        u = torch.zeros(d)
+        idx = list(genes)
+        zero = self._activity_origin()
+        u[idx] = (torch.full((len(idx),), gen["constant"]) if gen["rule"] == "constant"
+                  else gen["toward_zero"] * zero[idx]).float()
+        *_, b = self.calibration_
+        hit = min(max(gen["hit_rate"], 1e-6), 1 - 1e-6)
+        logits = torch.full((d,), float(b), dtype=torch.float64)
+        logits[idx] = math.log(hit / (1 - hit))
+        return logits, u * (doses > 0).float()
 
     def _activity_origin(self) -> torch.Tensor:
         """Zero of the data in model coordinates, −μ₀/s₀: activity interventions scale a
@@ -430,9 +531,12 @@ class GIM(PerturbationModel):
             out["max_real_eigenvalue"] = max_real_eigenvalue(self.drift.W)
         return out
 
-    def _interventions(self, F: torch.Tensor, doses: torch.Tensor, perturbations):
+    def _interventions(self, F: torch.Tensor, doses: torch.Tensor, perturbations,
+                       genetic=None):
         """π, u and κ (None without activity) [P, d]: seen perturbations use their fitted
-        latent interventions (variant A), new ones the feature heads."""
+        latent interventions (variant A); new genetic perturbations (``genetic``: modelled
+        intended-gene indices per perturbation, without features) an intervention on those
+        genes of the learned size; other new ones the feature heads."""
         Fz = (F - self.f_mean_) / self.f_sd_
         if self.config.variant == "joint":
             logits, u, kappa = self.net(Fz, doses)
@@ -451,30 +555,52 @@ class GIM(PerturbationModel):
                 raw[k][seen] = own[k]
         # π in float64: calibrated logits reach 20–40, where a float32 sigmoid rounds to
         # exactly 1 and ties every confident target (the ranking lives in the logits)
-        return (torch.sigmoid(raw["logits"].double()), hill_shift(raw, doses),
-                hill_activity(raw, doses))
+        logits, u = raw["logits"].double(), hill_shift(raw, doses)
+        kappa = hill_activity(raw, doses)
+        for i, p in enumerate(perturbations):
+            if p not in self.seen_ and genetic and genetic[i]:
+                logits[i], u[i] = self._genetic_interventions(genetic[i], doses[i])
+                if kappa is not None:
+                    kappa[i] = 0.0
+        return torch.sigmoid(logits), u, kappa
 
-    def _predict(self, F, doses, n_cells, mode, generator, *, perturbations) -> torch.Tensor:
-        pi, u, kappa = self._interventions(F, doses, perturbations)
-        P, d = u.shape
+    def _predict(self, F, doses, n_cells, mode, generator, *, perturbations,
+                 genetic=None) -> torch.Tensor:
+        return self._predict_composed(F, doses, [[i] for i in range(len(F))], n_cells, mode,
+                                      generator, perturbations=perturbations, genetic=genetic)
+
+    def _predict_composed(self, F, doses, groups, n_cells, mode, generator, *, perturbations,
+                          genetic=None) -> torch.Tensor:
+        """Cells [P, n, d] of P perturbations, each the combination of the parts ``groups[i]``
+        (rows of F): masks m_q per part (MAP 1[π > 0.5], the mean π, or Bernoulli samples per
+        group of cells), then one intervention per combination — shifts add, Σ_q m_q ⊙ u_q,
+        activity factors multiply, exp(Σ_q m_q ⊙ κ_q) — sampled from the intervened model."""
+        pi, u, kappa = self._interventions(F, doses, perturbations, genetic)
+        Q, d = u.shape
         if mode in ("map", "mean"):  # m = 1[π > 0.5], or the expected m = π
-            groups, per = 1, n_cells
+            G, per = 1, n_cells
             m = ((pi > 0.5).double() if mode == "map" else pi)[:, None]
-        else:  # a mixture: a fresh mask m ~ B(π) for each group of cells
-            groups = min(n_cells, 10)
-            per = -(-n_cells // groups)
-            m = torch.bernoulli(pi[:, None].expand(P, groups, d), generator=generator)
+        else:  # a mixture: fresh masks m ~ B(π) for each group of cells
+            G = min(n_cells, 10)
+            per = -(-n_cells // G)
+            m = torch.bernoulli(pi[:, None].expand(Q, G, d), generator=generator)
         m = m.to(self.drift.b.dtype)
-        shift = (m * u[:, None]).reshape(P * groups, d)
-        alpha = None if kappa is None else torch.exp(m * kappa[:, None]).reshape(P * groups, d)
-        log_sigma = self.drift.log_sigma.detach().expand(P * groups, -1)
+        P = len(groups)
+        shift = torch.stack([(m[g] * u[g][:, None]).sum(0) for g in groups]).reshape(P * G, d)
+        alpha = None if kappa is None else torch.exp(torch.stack(
+            [(m[g] * kappa[g][:, None]).sum(0) for g in groups])).reshape(P * G, d)
+        log_sigma = self.drift.log_sigma.detach().expand(P * G, -1)
         z = sample_stationary(self.drift, shift, log_sigma, per, activity=alpha,
                               origin=self._activity_origin(), generator=generator)
-        z = z.reshape(P, groups * per, d)[:, :n_cells].float()
+        z = z.reshape(P, G * per, d)[:, :n_cells].float()
         return z * self.s0_ + self.mu0_
 
-    def _target_scores(self, F, perturbations) -> torch.Tensor:
-        return self._interventions(F, torch.ones(len(F)), perturbations)[0]
+    def _target_scores(self, F, perturbations, genetic=None) -> torch.Tensor:
+        return self._interventions(F, torch.ones(len(F)), perturbations, genetic)[0]
+
+    def _compose_scores(self, S, groups) -> torch.Tensor:
+        """π of a combination: the probability that any part hits the gene, 1 − Π(1 − π_q)."""
+        return torch.stack([1 - (1 - S[g]).prod(0) for g in groups])
 
     def effects(self, perturbations=None, doses=1.0, *, smiles=None, features=None,
                 kind: str = "shift"):
@@ -496,13 +622,16 @@ class GIM(PerturbationModel):
                              "or use kind='shift'")
         if smiles is None:
             perturbations = self._default_perturbations(perturbations)
-        labels, names, F = self._inputs(perturbations, smiles, features)
-        doses = broadcast_doses(doses, len(names))
+        req = self._inputs(perturbations, smiles, features)
+        doses = broadcast_doses(doses, len(req.labels))
+        part_doses = torch.as_tensor(np.concatenate([[doses[i]] * len(g)
+                                                     for i, g in enumerate(req.groups)]),
+                                     dtype=torch.float32)
         with torch.no_grad():
-            pi, u, kappa = self._interventions(F, torch.as_tensor(doses, dtype=torch.float32),
-                                               names)
-        effect = u if kind == "shift" else kappa
-        df = pd.DataFrame((pi * effect).numpy(), index=labels, columns=list(self.genes_))
+            pi, u, kappa = self._interventions(req.F, part_doses, req.parts, req.genetic)
+        effect = pi * (u if kind == "shift" else kappa)  # parts' expected effects add
+        effect = torch.stack([effect[g].sum(0) for g in req.groups])
+        df = pd.DataFrame(effect.numpy(), index=req.labels, columns=list(self.genes_))
         df.insert(0, "dose", doses)
         return df
 
@@ -519,7 +648,8 @@ class GIM(PerturbationModel):
             tensors["target_evidence"] = self.target_evidence_
         extra = {"bandwidth": self.bandwidth_, "dose_scale": self.dose_scale_,
                  "history": self.history_.to_dict(), "seen": self.seen_, "alphas": {},
-                 "calibration": list(getattr(self, "calibration_", ()))}
+                 "calibration": list(getattr(self, "calibration_", ())),
+                 "genetic": getattr(self, "genetic_", None)}
         for k, r in getattr(self, "heads_", {}).items():
             tensors |= r.to_tensors(f"head.{k}")
             extra["alphas"][k] = r.alpha
@@ -538,5 +668,6 @@ class GIM(PerturbationModel):
         self.heads_ = {k: RidgeFit.from_tensors(tensors, f"head.{k}", a)
                        for k, a in extra["alphas"].items()}
         self.calibration_ = tuple(extra["calibration"])
+        self.genetic_ = extra.get("genetic")  # None: older checkpoints
         self.drift.eval()
         self.net.eval()

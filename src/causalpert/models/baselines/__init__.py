@@ -8,12 +8,18 @@ Importing this package registers each baseline in ``causalpert.models.MODELS``:
 - ``de`` (:class:`DEBaseline`): differential-expression target ranking (no cells).
 - ``free-causal`` (:class:`FreeCausalBaseline`): causal model + free L1 shifts per context.
 - ``oracle`` (:class:`OracleBaseline`): the simulated truth (synthetic data only).
+- ``mean-shift`` (:class:`MeanShiftBaseline`): control + the average training shift, for any
+  perturbation (the ``mean-ko`` yardstick of an unseen knockout).
+
+Combinations ``"A+B"``: the oracle composes the true interventions; the others add the parts'
+mean shifts (``PerturbationModel._compose_additively``; ``additive`` is the field's baseline).
 """
 
 from .additive import AdditiveBaseline
 from .control import ControlBaseline
 from .de import DEBaseline
 from .free_causal import FreeCausalBaseline
+from .mean_shift import MeanShiftBaseline
 from .mlp import MLPBaseline
 from .oracle import OracleBaseline
 
@@ -23,5 +29,6 @@ __all__ = [
     "DEBaseline",
     "FreeCausalBaseline",
     "MLPBaseline",
+    "MeanShiftBaseline",
     "OracleBaseline",
 ]

@@ -39,6 +39,7 @@ class ControlBaseline(PerturbationModel):
     """
 
     name = "control"
+    accepts_any_perturbation = True
 
     def __init__(self, *, seed: int = 0):
         super().__init__(seed=seed)

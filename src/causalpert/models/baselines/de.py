@@ -60,7 +60,7 @@ class DEBaseline(PerturbationModel):
         """Not available: raises ``NotImplementedError``."""
         raise NotImplementedError("the de baseline ranks targets only; it does not predict cells")
 
-    def _features_for(self, perturbations, features) -> torch.Tensor:
+    def _features_for(self, perturbations, features, free=()) -> torch.Tensor:
         return torch.zeros(len(perturbations), 0)  # features are not used; names are checked
 
     def _default_perturbations(self, perturbations):

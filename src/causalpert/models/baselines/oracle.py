@@ -25,6 +25,7 @@ class OracleBaseline(PerturbationModel):
     has_target_scores = True
     has_graph = True
     predict_uses_names = True
+    composes = True  # combinations: true shifts add, activity factors multiply (method.md §7)
 
     def _fit(self, contexts, *, adata, progress) -> None:
         truth = adata.uns.get("truth")
@@ -61,11 +62,17 @@ class OracleBaseline(PerturbationModel):
         return [self.names_.index(p) for p in perturbations]
 
     def _predict(self, F, doses, n_cells, mode, generator, *, perturbations) -> torch.Tensor:
+        return self._predict_composed(F, doses, [[i] for i in range(len(F))], n_cells, mode,
+                                      generator, perturbations=perturbations)
+
+    def _predict_composed(self, F, doses, groups, n_cells, mode, generator, *,
+                          perturbations) -> torch.Tensor:
         idx = self._rows(perturbations)
         H = hill(doses.double()[:, None], self.ec50_[idx, None], self.coeff_[idx, None])
-        shift = self.amp_[idx] * H
-        ls = self.drift.log_sigma.expand(len(idx), -1)
-        activity = torch.exp(self.kappa_[idx] * H) if self.kappa_.any() else None
+        shift = torch.stack([(self.amp_[idx] * H)[g].sum(0) for g in groups])
+        ls = self.drift.log_sigma.expand(len(groups), -1)
+        activity = (torch.exp(torch.stack([(self.kappa_[idx] * H)[g].sum(0) for g in groups]))
+                    if self.kappa_.any() else None)
         return sample_stationary(self.drift, shift, ls, n_cells, activity=activity,
                                  generator=generator).float()
 

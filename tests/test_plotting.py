@@ -149,3 +149,58 @@ def test_module_examples_run_on_bundled_data():
 
     result = doctest.testmod(plotting, verbose=False)
     assert result.attempted >= 8 and result.failed == 0
+
+
+def test_shift_scatter_one_point_per_gene_with_pearson_r_in_title():
+    genes = [f"g{i}" for i in range(30)]
+    rng = np.random.default_rng(0)
+    observed = pd.Series(rng.normal(size=30), index=genes)
+    predicted = pd.Series(0.5 * observed.to_numpy() + 0.1 * rng.normal(size=30), index=genes)
+    r = np.corrcoef(predicted, observed)[0, 1]
+    ax = cp.pl.shift_scatter(predicted, observed, top=4)
+    offsets = ax.collections[0].get_offsets()
+    assert offsets.shape == (30, 2)
+    np.testing.assert_allclose(offsets[:, 0], observed)  # x = observed, y = predicted
+    np.testing.assert_allclose(offsets[:, 1], predicted)
+    assert f"r = {r:.2f}" in ax.get_title() and "30 genes" in ax.get_title()
+    # the 4 genes that moved most are labelled by their Series index
+    moved = np.maximum(predicted.abs(), observed.abs()).sort_values(ascending=False)
+    assert sorted(t.get_text() for t in ax.texts) == sorted(moved.index[:4])
+    assert ax.get_xlim() == ax.get_ylim()  # same scale on both axes: the diagonal is y = x
+    # plain arrays: explicit labels, or none
+    assert len(cp.pl.shift_scatter(predicted.to_numpy(), observed.to_numpy()).texts) == 0
+    ax = cp.pl.shift_scatter([1.0, -2.0, 0.5], [1.0, -1.0, 0.0], labels=["a", "b", "c"], top=1)
+    assert [t.get_text() for t in ax.texts] == ["b"]
+    assert "r = n/a" in cp.pl.shift_scatter([1.0, 1.0], [0.0, 2.0]).get_title()
+
+
+def test_shift_scatter_rejects_mismatched_input():
+    with pytest.raises(ValueError, match="2 values, observed 3"):
+        cp.pl.shift_scatter([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="same index"):
+        cp.pl.shift_scatter(pd.Series([1.0], index=["a"]), pd.Series([1.0], index=["b"]))
+    with pytest.raises(ValueError, match="1 labels for 2 genes"):
+        cp.pl.shift_scatter([1.0, 2.0], [1.0, 2.0], labels=["a"])
+    with pytest.raises(ValueError, match="empty"):
+        cp.pl.shift_scatter([], [])
+
+
+def test_network_signed_colours_edges_by_sign_and_fills_highlighted_nodes():
+    genes = ["a", "b", "c", "d"]
+    G = pd.DataFrame(0.0, index=genes, columns=genes)
+    G.loc["a", "b"], G.loc["b", "c"], G.loc["c", "d"] = 1.0, -0.5, 0.2
+    _, ax = plt.subplots()
+    assert cp.pl.network(G, signed=True, highlight=["a", "d"],
+                         highlight_label="knocked out", ax=ax) is ax
+    colours = [a.arrow_patch.get_edgecolor()[:3] for a in _arrows(ax)]
+    red, blue = (matplotlib.colors.to_rgb(c) for c in (cp.pl.POSITIVE, cp.pl.NEGATIVE))
+    assert sorted(colours) == sorted([red, blue, red])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["positive (2)", "negative (1)", "knocked out"]
+    fills = ax.collections[0].get_facecolors()
+    highlighted = matplotlib.colors.to_rgba(cp.pl.HIGHLIGHT)
+    assert [tuple(f) == highlighted for f in fills] == [True, False, False, True]
+    with pytest.raises(ValueError, match="not both"):
+        cp.pl.network(G, signed=True, reference=np.eye(4))
+    with pytest.raises(ValueError, match="highlight gene"):
+        cp.pl.network(G, highlight=["z"])

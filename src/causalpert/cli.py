@@ -72,11 +72,11 @@ def demo(
                               "each model's own; small values only for a smoke test)."),
     workers: int = typer.Option(2, help="Parallel worker processes for the benchmarks."),
 ) -> None:
-    """The main job on bundled data (about 5 minutes on 2 cores): GIM on Sachs 2005 (held-out
-    cells, target proteins, network), GIM on the Papalexi 2021 CRISPR knockouts (held-out and
-    unseen knockouts, knocked-out gene ranks, network around the pathway genes), the `sachs`
-    benchmark against baselines, a quick `paper-synthetic` one, and an HTML report,
-    OUT/index.html."""
+    """The main job on bundled data (about 6 minutes on 2 cores, 12 when another job shares
+    them): GIM on Sachs 2005 (held-out cells, target proteins, network), GIM on the Papalexi
+    2021 CRISPR knockouts (held-out and unseen knockouts, knocked-out gene ranks, network
+    around the pathway genes), the `sachs` benchmark against baselines, a quick
+    `paper-synthetic` one, and an HTML report, OUT/index.html."""
     import time
 
     import matplotlib

@@ -2,7 +2,8 @@
 
 - ``distributions``: predicted vs observed marginals of a few genes in one context;
 - ``target_heatmap``: perturbation × gene target probabilities, intended targets boxed;
-- ``network``: a gene network on a circle, coloured against a reference network;
+- ``network``: a gene network on a circle, coloured against a reference network or by sign;
+- ``shift_scatter``: predicted vs observed mean shift per gene, with Pearson r;
 - ``benchmark_bars``: mean ± sd over seeds per method from a benchmark ``summary.csv``.
 
 Examples:
@@ -38,6 +39,7 @@ import pandas as pd
 
 PREDICTED, OBSERVED, CONTROL = "tab:blue", "tab:orange", "0.6"
 HIT, FALSE_EDGE, MISSED = "tab:green", "tab:red", "0.45"
+POSITIVE, NEGATIVE, HIGHLIGHT = "tab:red", "tab:blue", "#fde0a8"
 SUMMARY_COLUMNS = ("method", "split", "metric", "mean", "sd")
 
 
@@ -201,19 +203,24 @@ def _edge_mask(G: np.ndarray, ref, top_k, threshold) -> np.ndarray:
 
 
 def network(graph: pd.DataFrame, *, reference=None, top_k: int | None = None,
-            threshold: float | None = None, ax=None):
+            threshold: float | None = None, signed: bool = False, highlight=None,
+            highlight_label: str = "highlighted", ax=None):
     """A directed gene network on a circle; edge (i, j) = ``graph.iloc[i, j]`` (i → j).
 
     Keeps the ``top_k`` strongest edges by |weight| (default: as many as the reference has,
     else 20) or those with |weight| ≥ ``threshold``; arrow width grows with |weight|. With a
     reference: green = kept and in the reference, red = kept but not in it, dashed grey =
-    reference edges not kept (missed).
+    reference edges not kept (missed). Without one and with ``signed``: red = positive
+    weight, blue = negative.
 
     Args:
         graph: gene × gene weights (``model.graph()``); the diagonal is ignored.
         reference: [d, d] 0/1 array or DataFrame, (i, j) = edge i → j (e.g.
             ``adata.uns["consensus_graph"]``).
         top_k, threshold: which edges to keep (give at most one).
+        signed: colour kept edges by the sign of their weight (not with ``reference``).
+        highlight: genes whose nodes are filled (e.g. the perturbed ones).
+        highlight_label: legend entry of the filled nodes (with ``signed``).
         ax: Axes to draw on.
 
     Returns:
@@ -226,7 +233,15 @@ def network(graph: pd.DataFrame, *, reference=None, top_k: int | None = None,
                          f"shape {graph.shape}")
     if graph.empty:
         raise ValueError("graph is empty: no genes")
-    G = np.abs(graph.to_numpy(dtype=float))
+    if signed and reference is not None:
+        raise ValueError("give reference or signed=True, not both (both set the edge colour)")
+    highlight = [] if highlight is None else [highlight] if isinstance(highlight, str) \
+        else list(highlight)
+    unknown = [g for g in highlight if g not in graph.index]
+    if unknown:
+        raise ValueError(f"highlight gene(s) {unknown} are not nodes of the graph")
+    W = graph.to_numpy(dtype=float)
+    G = np.abs(W)
     np.fill_diagonal(G, 0)
     d = len(G)
     ref = None
@@ -243,7 +258,8 @@ def network(graph: pd.DataFrame, *, reference=None, top_k: int | None = None,
     ax = _axes(ax, figsize=(5, 5))
     angle = np.pi / 2 - 2 * np.pi * np.arange(d) / d
     xy = np.c_[np.cos(angle), np.sin(angle)]
-    ax.scatter(*xy.T, s=1100, color="white", edgecolor="black", zorder=3)
+    fill = [HIGHLIGHT if n in highlight else "white" for n in graph.index]
+    ax.scatter(*xy.T, s=1100, color=fill, edgecolor="black", zorder=3)
     for n, (x, y) in zip(graph.index, xy, strict=True):
         ax.text(x, y, str(n), ha="center", va="center", fontsize=6 if len(str(n)) > 6 else 7,
                 zorder=4)
@@ -263,8 +279,22 @@ def network(graph: pd.DataFrame, *, reference=None, top_k: int | None = None,
             arrowstyle="-|>", shrinkA=17, shrinkB=17, connectionstyle=f"arc3,rad={rad}", **kw))
 
     for i, j in zip(*np.nonzero(keep), strict=True):
-        colour = "black" if ref is None else (HIT if ref[i, j] else FALSE_EDGE)
+        if ref is not None:
+            colour = HIT if ref[i, j] else FALSE_EDGE
+        elif signed:
+            colour = POSITIVE if W[i, j] > 0 else NEGATIVE
+        else:
+            colour = "black"
         arrow(i, j, color=colour, lw=width(G[i, j]))
+    if signed:
+        n_pos = int((keep & (W > 0)).sum())
+        for colour, label in ((POSITIVE, f"positive ({n_pos})"),
+                              (NEGATIVE, f"negative ({int(keep.sum()) - n_pos})")):
+            ax.plot([], [], color=colour, label=label)
+        if highlight:
+            ax.scatter([], [], s=60, color=HIGHLIGHT, edgecolor="black", label=highlight_label)
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.08), ncol=3, fontsize=7,
+                  frameon=False)
     if ref is not None:
         for i, j in zip(*np.nonzero(ref & ~keep), strict=True):
             arrow(i, j, color=MISSED, lw=0.8, linestyle="--")
@@ -280,6 +310,70 @@ def network(graph: pd.DataFrame, *, reference=None, top_k: int | None = None,
     ax.set_ylim(-1.3, 1.3)
     ax.set_aspect("equal")
     ax.axis("off")
+    return ax
+
+
+def shift_scatter(predicted, observed, *, labels=None, top: int = 5, ax=None):
+    """Predicted vs observed shift per gene (e.g. mean − control mean), one point per gene.
+
+    Read: points on the dashed diagonal are predicted exactly; the title gives Pearson r over
+    all genes (1 = the pattern of shifts is right, 0 = unrelated). The ``top`` genes with the
+    largest |observed| or |predicted| shift are labelled.
+
+    Args:
+        predicted, observed: one number per gene (arrays, or Series with the same index).
+        labels: gene names (default: the index of a Series, else none).
+        top: how many genes to label (0: none).
+        ax: Axes to draw on.
+
+    Returns:
+        The Axes (one scatter with a point per gene, ``top`` labels in ``ax.texts``, title
+        ``"Pearson r = …"``).
+    """
+    if labels is None:
+        for v in (observed, predicted):
+            if isinstance(v, pd.Series):
+                labels = list(v.index)
+                break
+    if isinstance(predicted, pd.Series) and isinstance(observed, pd.Series):
+        if not predicted.index.equals(observed.index):
+            raise ValueError("predicted and observed Series must have the same index (genes)")
+    pred = np.asarray(predicted, dtype=float).ravel()
+    obs = np.asarray(observed, dtype=float).ravel()
+    if pred.shape != obs.shape:
+        raise ValueError(f"predicted has {pred.size} values, observed {obs.size}: give one per "
+                         "gene to both")
+    if pred.size == 0:
+        raise ValueError("no genes: predicted and observed are empty")
+    if labels is not None and len(labels) != pred.size:
+        raise ValueError(f"{len(labels)} labels for {pred.size} genes")
+    if top < 0:
+        raise ValueError(f"top must be ≥ 0, got {top}")
+    ok = np.isfinite(pred) & np.isfinite(obs)
+    r = (float(np.corrcoef(pred[ok], obs[ok])[0, 1])
+         if ok.sum() > 1 and pred[ok].std() > 0 and obs[ok].std() > 0 else float("nan"))
+    ax = _axes(ax, figsize=(4.5, 4.2))
+    ax.axhline(0, color="0.85", lw=0.8, zorder=0)
+    ax.axvline(0, color="0.85", lw=0.8, zorder=0)
+    span = np.abs(np.r_[pred[ok], obs[ok]]).max() if ok.any() else 1.0
+    span = 1.08 * (span or 1.0)
+    ax.plot([-span, span], [-span, span], color="0.5", ls="--", lw=0.8, zorder=1)
+    ax.scatter(obs, pred, s=12, color=PREDICTED, alpha=0.7, edgecolor="none", zorder=2)
+    if labels is not None and top:
+        size = np.where(ok, np.maximum(np.abs(pred), np.abs(obs)), -np.inf)
+        shown = np.argsort(-size, kind="stable")[:min(top, int(ok.sum()))]
+        # left to right, labels alternate above and below their point, so neighbours that
+        # sit at the same height do not overprint each other
+        for k, i in enumerate(sorted(shown, key=lambda i: (obs[i], pred[i]))):
+            ax.annotate(str(labels[i]), (obs[i], pred[i]), xytext=(3, 4 if k % 2 == 0 else -10),
+                        textcoords="offset points", fontsize=7)
+    ax.set_xlim(-span, span)
+    ax.set_ylim(-span, span)
+    ax.set_aspect("equal")
+    ax.set_xlabel("observed shift")
+    ax.set_ylabel("predicted shift")
+    ax.set_title(f"Pearson r = {r:.2f} ({pred.size} genes)" if r == r
+                 else f"Pearson r = n/a ({pred.size} genes)", fontsize=9)
     return ax
 
 

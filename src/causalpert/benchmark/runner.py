@@ -36,6 +36,8 @@ METHODS: dict[str, tuple[str, dict]] = {
     "gim-refit-l1": ("gim", {"refit_graph_l1": True}),
     "gim-uncalibrated": ("gim", {"calibrated_targets": False}),
     "gim-activity": ("gim", {"activity": True}),
+    "gim-gaussian": ("gim", {"sampler": "gaussian"}),
+    "gim-nocal": ("gim", {"sampler": "gaussian", "noise_calibration": False}),
     "control": ("control", {}),
     "additive": ("additive", {}),
     "mlp": ("mlp", {}),

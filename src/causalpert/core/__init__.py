@@ -29,6 +29,7 @@ from .sampling import (
     sample_gaussian,
     sample_stationary,
     stationary_gaussian,
+    transport_cells,
 )
 
 __all__ = [
@@ -57,4 +58,5 @@ __all__ = [
     "solve_lyapunov",
     "stationary_gaussian",
     "stein_kernel_autodiff",
+    "transport_cells",
 ]

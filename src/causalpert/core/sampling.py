@@ -70,6 +70,45 @@ def match_stationary_variance(W: torch.Tensor, log_sigma: torch.Tensor, target: 
     return 0.5 * torch.log(s2)
 
 
+def transport_cells(drift, shift: torch.Tensor, log_sigma: torch.Tensor, x0: torch.Tensor, *,
+                    activity: torch.Tensor | None = None,
+                    origin: torch.Tensor | None = None) -> torch.Tensor:
+    """Cells under K interventions from observed control cells, by the exact map between the
+    linear model's control law N(μ₀, P₀) and each intervened law N(μ_k, P_k):
+
+        x ↦ μ_k + L_k L₀⁻¹ (x − μ₀),   L = chol(P)       (shifts only: x ↦ x + μ_k − μ₀)
+
+    If x₀ follows the model's control law, the output follows the intervened law; real
+    control cells keep what a Gaussian cannot (zeros, skew, discreteness) while the model
+    moves them. A shift leaves a linear model's covariance unchanged, so then only the mean
+    moves: Δμ = −W⁻¹ m ⊙ u, the network's propagation of the shift.
+
+    Args:
+        drift: a ``LinearDrift``. shift: m ⊙ u [K, d]. log_sigma: log σ [K, d] (the model's).
+        x0: control cells [K, n, d] in the model's coordinates.
+        activity, origin: as in ``sample_stationary`` (activity changes W, so P too).
+
+    Returns:
+        cells [K, n, d] (float64).
+    """
+    sigma = log_sigma.detach().exp()
+    K, d = shift.shape
+    x0 = x0.double()
+    W0, b0 = drift.W.detach(), drift.b.detach()
+    zero = torch.zeros(1, d, dtype=torch.float64)
+    mu0, P0 = stationary_gaussian(W0, b0, zero, sigma[:1])
+    if activity is None:
+        mu, _ = stationary_gaussian(W0, b0, shift, sigma[:1].expand(K, -1))
+        return x0 + (mu - mu0)[:, None, :]
+    act = activity.detach()
+    shift = shift + drift.intervened_b(act, origin).detach() - b0
+    mu, P = stationary_gaussian(drift.intervened_W(act), b0, shift, sigma)
+    jitter = 1e-10 * torch.eye(d, dtype=torch.float64)
+    L0, L = torch.linalg.cholesky(P0[0] + jitter), torch.linalg.cholesky(P + jitter)
+    white = torch.linalg.solve_triangular(L0, (x0 - mu0[0]).transpose(-1, -2), upper=False)
+    return mu[:, None, :] + (L @ white).transpose(-1, -2)
+
+
 def sample_gaussian(
     mean: torch.Tensor, cov: torch.Tensor, n: int, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:

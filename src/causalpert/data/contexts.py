@@ -207,6 +207,20 @@ class Contexts:
             x[i : i + ROW_BLOCK].div_(scale)
         return dataclasses.replace(self, x=x)
 
+    def within_sd(self) -> torch.Tensor:
+        """Pooled within-context standard deviation [d]: √(Σ_k Σ_{i∈k} (x_i − x̄_k)² / (N − K))
+        (the spread of a gene where it is expressed, also when it is silent in control)."""
+        means = self.means().double()
+        if isinstance(self.x, BackedRows):
+            raise ValueError("within_sd needs cells in memory")
+        ss = torch.zeros(self.n_genes, dtype=torch.float64)
+        ctx = torch.repeat_interleave(torch.arange(self.n_contexts), self.sizes)
+        for i in range(0, len(self.x), ROW_BLOCK):
+            ss += ((self.x[i : i + ROW_BLOCK].double() - means[ctx[i : i + ROW_BLOCK]]) ** 2
+                   ).sum(0)
+        dof = max(int(self.sizes.sum()) - self.n_contexts, 1)
+        return (ss / dof).sqrt().float()
+
     def control_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Control mean μ₀ [d] and standard deviation s₀ [d] (floored at 1e-6), in float64
         accumulation, returned as float32."""

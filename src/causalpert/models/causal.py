@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..core import DRIFTS, Drift, Interventions, kds
+from ..data.backed import BackedRows
 from ..data.contexts import Contexts
 from .config import FitConfig
 from .training import History, train
@@ -58,15 +59,21 @@ def warm_start_drift(drift: Drift, control: torch.Tensor) -> None:
         drift.log_sigma.copy_(0.5 * torch.log(2 * control.var(0).clamp_min(1e-6)))
 
 
-def standardise(contexts: Contexts, *, inplace: bool = False
+def standardise(contexts: Contexts, *, inplace: bool = False, floor: float = 0.25
                 ) -> tuple[torch.Tensor, torch.Tensor, Contexts]:
-    """Control mean μ₀, sd s₀ [d] and the contexts in coordinates (x − μ₀) / s₀ (``inplace``:
+    """Control mean μ₀, scale s [d] and the contexts in coordinates (x − μ₀) / s (``inplace``:
     overwrite the cells of ``contexts``, which the caller must own; saves one copy of X).
 
+    s is the control sd, floored at ``floor`` × the pooled within-context sd
+    (``Contexts.within_sd``) for in-memory cells: a gene silent in the control cells (common
+    in sparse screens; 97 of Norman 2019's 200 most variable genes) would otherwise be
+    divided by ≈ 0 and blow the fit up. Genes expressed in control keep s = s₀.
     A diagonal rescaling keeps a stationary diffusion of the same kind (W' = S⁻¹ W S keeps
     diag −1 and the sparsity pattern), and puts every gene on one scale for the kernel.
     """
     mu0, s0 = contexts.control_moments()
+    if floor > 0 and not isinstance(contexts.x, BackedRows):
+        s0 = torch.maximum(s0, floor * contexts.within_sd())
     return mu0, s0, contexts.standardised(mu0, s0, inplace=inplace)
 
 

@@ -68,6 +68,11 @@ class FitConfig:
             loosely where the kernel bandwidth is large against a gene's sd (hundreds of genes,
             median-heuristic h ≈ √(2d)): on Papalexi 2021 the fitted control sds came out
             1.3× the data's.
+        sampler: how a *linear* GIM predicts cells: ``"control"`` moves the training control
+            cells by the exact map from the model's control law to the intervened one
+            (``core.transport_cells``; a shift moves every cell by the model's Δμ), keeping
+            the data's non-Gaussian shape; ``"gaussian"`` samples the model's stationary
+            Gaussian. The MLP model samples by Euler–Maruyama either way.
         intended_prior: initial target probability of a perturbation's modelled intended genes
             (genetic perturbations, variant A); they are exempt from the target penalty λ_T,
             so the data can still switch them off (a guide that fails) and add other targets.
@@ -110,6 +115,7 @@ class FitConfig:
     activity: bool = False
     intended_prior: float = 0.9
     noise_calibration: bool = True
+    sampler: str = "control"
 
     def __post_init__(self):
         if self.estimator not in ("u", "v", "linear"):
@@ -132,6 +138,8 @@ class FitConfig:
             raise ValueError(f"head must be 'hill' or 'mlp', got {self.head!r}")
         if self.evidence_cells < 0 or self.evidence_cells == 1:
             raise ValueError(f"evidence_cells must be 0 (off) or ≥ 2, got {self.evidence_cells}")
+        if self.sampler not in ("control", "gaussian"):
+            raise ValueError(f"sampler must be 'control' or 'gaussian', got {self.sampler!r}")
         if not 0 < self.intended_prior < 1:
             raise ValueError(f"intended_prior must be in (0, 1), got {self.intended_prior}")
         if not 0 < self.target_prior < 1:

@@ -32,6 +32,7 @@ from ..core import (
     match_stationary_variance,
     max_real_eigenvalue,
     sample_stationary,
+    transport_cells,
 )
 from ..data.contexts import Contexts
 from . import register
@@ -268,13 +269,14 @@ class GIM(PerturbationModel):
         self._fit_target_evidence(z, pert, pidx.cpu(), Fz.cpu(), doses.cpu())
 
     def _calibrate_noise(self, z: Contexts) -> None:
-        """σ such that the stationary control variances equal the control cells' (linear
-        model; ``FitConfig.noise_calibration``). Activity interventions scale W per context,
-        so the control W is the one calibrated."""
-        x0 = z.cells(z.control).double()
-        with torch.no_grad():
+        """σ such that the stationary control variances are 1 in model coordinates, i.e. the
+        control cells' variances (s², with s floored for genes silent in control, see
+        ``causal.standardise``); linear model, ``FitConfig.noise_calibration``. Shifts do not
+        change a linear model's covariance; activity interventions scale W per context, so
+        the control W is the one calibrated."""
+        with torch.no_grad():  # unit variance in model coordinates: s² in data units
             self.drift.log_sigma.copy_(match_stationary_variance(
-                self.drift.W, self.drift.log_sigma, x0.var(0)).float())
+                self.drift.W, self.drift.log_sigma, torch.ones(z.n_genes)).float())
 
     def _intended_mask(self, names) -> torch.Tensor:
         """[P, d] 1 where a perturbation's intended gene is modelled (``intended_targets_``)."""
@@ -574,7 +576,8 @@ class GIM(PerturbationModel):
         """Cells [P, n, d] of P perturbations, each the combination of the parts ``groups[i]``
         (rows of F): masks m_q per part (MAP 1[π > 0.5], the mean π, or Bernoulli samples per
         group of cells), then one intervention per combination — shifts add, Σ_q m_q ⊙ u_q,
-        activity factors multiply, exp(Σ_q m_q ⊙ κ_q) — sampled from the intervened model."""
+        activity factors multiply, exp(Σ_q m_q ⊙ κ_q) — sampled from the intervened model
+        (``FitConfig.sampler``: by default a linear model moves resampled control cells)."""
         pi, u, kappa = self._interventions(F, doses, perturbations, genetic)
         Q, d = u.shape
         if mode in ("map", "mean"):  # m = 1[π > 0.5], or the expected m = π
@@ -590,8 +593,14 @@ class GIM(PerturbationModel):
         alpha = None if kappa is None else torch.exp(torch.stack(
             [(m[g] * kappa[g][:, None]).sum(0) for g in groups])).reshape(P * G, d)
         log_sigma = self.drift.log_sigma.detach().expand(P * G, -1)
-        z = sample_stationary(self.drift, shift, log_sigma, per, activity=alpha,
-                              origin=self._activity_origin(), generator=generator)
+        if self.causal == "linear" and self.config.sampler == "control":
+            x0 = self.control_cells_
+            idx = torch.randint(len(x0), (P * G, per), generator=generator)
+            z = transport_cells(self.drift, shift, log_sigma, (x0[idx] - self.mu0_) / self.s0_,
+                                activity=alpha, origin=self._activity_origin())
+        else:
+            z = sample_stationary(self.drift, shift, log_sigma, per, activity=alpha,
+                                  origin=self._activity_origin(), generator=generator)
         z = z.reshape(P, G * per, d)[:, :n_cells].float()
         return z * self.s0_ + self.mu0_
 

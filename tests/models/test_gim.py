@@ -194,3 +194,22 @@ def test_device_errors_and_cuda_path(data):
     m = GIM(seed=0, steps=60, refit_steps=20, device="cuda").fit(train, progress=False)
     assert next(m.drift.parameters()).device.type == "cpu"
     assert np.isfinite(m.predict(["pert_01"], 1.0, n_cells=10).X).all()
+
+
+def test_ensure_stable_scales_edges_of_an_unstable_fit():
+    import torch
+
+    from causalpert.core import LinearDrift, max_real_eigenvalue
+
+    m = GIM(seed=0)
+    m.drift = LinearDrift(5)
+    with torch.no_grad():  # a 2-cycle with gain 1.5 · 1.2 > 1: unstable
+        m.drift.w_off.zero_()
+        m.drift.w_off[0, 1], m.drift.w_off[1, 0] = 1.5, 1.2
+    assert max_real_eigenvalue(m.drift.W) > 0
+    m._ensure_stable()
+    assert abs(max_real_eigenvalue(m.drift.W) + m.config.stability_margin) < 1e-5
+    assert 0 < m.stability_scale_ < 1
+    before = m.drift.W.detach().clone()
+    m._ensure_stable()  # a stable drift is left alone
+    assert m.stability_scale_ == 1.0 and torch.equal(before, m.drift.W.detach())

@@ -13,7 +13,7 @@ HEADLINE = (
     ("combo", "delta_pearson_top20"), ("unseen_ko", "edist"), ("unseen_ko", "mean_rmse"),
     ("unseen_ko", "delta_pearson_top50"), ("targets", "target_rank"), ("targets", "target_top1"),
     ("targets", "target_top2"), ("targets", "target_auroc"), ("graph", "graph_auprc"),
-    ("train", "fit_seconds"),
+    ("train", "fit_seconds"), ("train", "fit_failed"),
 )
 
 #: (split, metric) shown per context (one row per held-out knockout or pair) by the report

@@ -194,8 +194,22 @@ def run_benchmark(*, protocol: str, sim: str, methods: list[str], seeds: list[in
 
 
 def _run_job(job) -> list[dict]:
+    """One (method, seed); a fit that diverges or ends unstable gives one ``fit_failed`` row
+    (reported in the summary) instead of stopping the whole benchmark."""
+    from ..core import SimulationDivergedError, UnstableDriftError
+    from ..models import FitDivergedError
+
     protocol, sim, method, seed, design, overrides, source = job
-    return run_one(protocol, sim, method, seed, design=design, overrides=overrides, **source)
+    try:
+        return run_one(protocol, sim, method, seed, design=design, overrides=overrides,
+                       **source)
+    except (FitDivergedError, UnstableDriftError, SimulationDivergedError) as err:
+        import sys
+
+        print(f"{method} seed {seed} failed: {type(err).__name__}: {err}", file=sys.stderr)
+        name = f"{protocol}-{sim}" if protocol in SYNTHETIC_PROTOCOLS else protocol
+        return [{"protocol": name, "method": method, "seed": seed, "split": "train",
+                 "context": "all", "metric": "fit_failed", "value": 1.0}]
 
 
 def _json_default(v):

@@ -38,6 +38,7 @@ from causalpert.data.ground_truth import random_drift
 from causalpert.metrics import mmd
 from common import Config, Section, best_of, default_dtype, fmt_s, fmt_x, log
 from reference import bench_reference_task
+from screens import bench_screen_fits
 from sweeps import bench_ray_matches_local
 from training import bench_fit_scaling, bench_gim_speed
 
@@ -260,6 +261,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "fit_scaling": bench_fit_scaling,
     "reference_task": bench_reference_task,
     "ray_matches_local": bench_ray_matches_local,
+    "screen_fits": bench_screen_fits,
 }
 
 

@@ -94,6 +94,14 @@ def paper_synthetic(*, sim: str = "linear", seed: int = 0, design=None,
     )
 
 
+def _intended_truth(intended: dict[str, str], genes) -> pd.DataFrame:
+    """Perturbation × gene booleans, True at each perturbation's one intended gene."""
+    truth = pd.DataFrame(False, index=list(intended), columns=list(genes))
+    for k, g in intended.items():
+        truth.loc[k, g] = True
+    return truth
+
+
 def sachs(*, seed: int = 0, holdout: float = 0.2) -> ProtocolData:
     """Protocol ``sachs`` (docs/benchmarks.md): ``id`` = ``holdout`` of the cells of every
     perturbed condition (seeded; control cells all stay in training), predicted by a fit on
@@ -107,9 +115,7 @@ def sachs(*, seed: int = 0, holdout: float = 0.2) -> ProtocolData:
     test = _holdout(adata, holdout, seed, keep=(control,))  # control: the reference
     train = adata[~test].copy()
     intended = {k: v for k, v in adata.uns["intended_targets"].items() if v}
-    truth = pd.DataFrame(False, index=list(intended), columns=list(adata.var_names))
-    for k, v in intended.items():
-        truth.loc[k, v] = True
+    truth = _intended_truth(intended, adata.var_names)
     return ProtocolData(
         name="sachs",
         seed=seed,
@@ -187,9 +193,7 @@ def papalexi2021(*, seed: int = 0, holdout: float = 0.2) -> ProtocolData:
         lambda p: opaque.get(p, p)).astype("category")
     blind.uns.pop("intended_targets", None)
     intended = {opaque[g]: g for g in measured}
-    truth = pd.DataFrame(False, index=list(intended), columns=list(adata.var_names))
-    for k, g in intended.items():
-        truth.loc[k, g] = True
+    truth = _intended_truth(intended, adata.var_names)
     pert = adata.obs["perturbation"].astype(str)
     folds = [Fold(g, adata[(pert != g).to_numpy()].copy(),
                   {"unseen_ko": adata[(pert == g).to_numpy()].copy()}) for g in measured]

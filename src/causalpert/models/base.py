@@ -40,6 +40,12 @@ class _Request:
     def composed(self) -> bool:
         return any(len(g) > 1 for g in self.groups)
 
+    def part_doses(self, doses: np.ndarray) -> torch.Tensor:
+        """The dose of each part [Q]: every part of a label at that label's dose."""
+        return torch.as_tensor(np.concatenate([[doses[i]] * len(g)
+                                               for i, g in enumerate(self.groups)]),
+                               dtype=torch.float32)
+
 
 def broadcast_doses(doses, n: int) -> np.ndarray:
     """One finite dose ≥ 0 per perturbation [n] from a scalar or a length-n sequence."""
@@ -209,8 +215,13 @@ class PerturbationModel:
         user = set() if features is None else set(map(str, features.index))
         table = set(self.feature_table_.index)
 
-        def genetic(p):
-            return self._intended_genes(p, intended) if self.uses_intended_targets else ()
+        cache: dict[str, tuple[int, ...]] = {}
+
+        def genetic(p):  # asked up to three times per part below
+            if p not in cache:
+                cache[p] = (self._intended_genes(p, intended) if self.uses_intended_targets
+                            else ())
+            return cache[p]
 
         def known(p):
             return (p in user or p in table or self.accepts_any_perturbation
@@ -274,9 +285,7 @@ class PerturbationModel:
         req = self._inputs(perturbations, smiles, features, intended_targets)
         perturbations = req.labels
         doses = broadcast_doses(doses, len(perturbations))
-        part_doses = torch.as_tensor(np.concatenate([[doses[i]] * len(g)
-                                                     for i, g in enumerate(req.groups)]),
-                                     dtype=torch.float32)
+        part_doses = req.part_doses(doses)
         g = torch.Generator().manual_seed(self.seed if seed is None else seed)
         with torch.no_grad(), torch_threads():
             kw = {"perturbations": req.parts} if self.predict_uses_names else {}

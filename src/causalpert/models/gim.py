@@ -116,6 +116,16 @@ def _moment_term(drift, shift: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return ((mu - target) ** 2).sum(-1).mean() / d
 
 
+def _top_dose_contexts(pert, pidx, doses) -> dict[int, int]:
+    """{perturbation index: its highest-dose context} over the perturbed contexts ``pert``."""
+    top: dict[int, int] = {}
+    for k in pert.tolist():
+        p = int(pidx[k])
+        if p not in top or doses[k] > doses[top[p]]:
+            top[p] = k
+    return top
+
+
 @register
 class GIM(PerturbationModel):
     """Generative intervention model on a stationary-diffusion causal model.
@@ -194,7 +204,7 @@ class GIM(PerturbationModel):
                 for k in sorted(pert.tolist(), key=lambda j: float(doses[j])):  # top dose last
                     self.net.amplitude[pidx[k]] = means[k] - means[z.control]
         # genetic perturbations: modelled intended genes start likely, free of the λ_T penalty
-        penalised = torch.ones(len(seen), z.n_genes)
+        penalised = torch.ones(len(seen), z.n_genes)  # joint variant: every gene penalised
         if latent:
             prior = self._intended_mask(seen)
             penalised = 1.0 - prior
@@ -237,8 +247,7 @@ class GIM(PerturbationModel):
                              bandwidth=h, estimator=cfg.estimator)
             terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert.mean(),
                      "sparsity": drift.sparsity(),
-                     "targets": (pi * penalised[pidx[idx]]).sum(-1).mean() / d
-                     if latent else pi.sum(-1).mean() / d}
+                     "targets": (pi * penalised[pidx[idx]]).sum(-1).mean() / d}
             loss = (cfg.control_weight * k_ctrl + terms["kds_perturbed"]
                     + cfg.lambda_graph * terms["sparsity"] + cfg.lambda_targets * terms["targets"])
             if self.causal == "linear" and cfg.moment_weight > 0:
@@ -314,11 +323,7 @@ class GIM(PerturbationModel):
         prior = self._intended_mask(self.seen_)
         if not prior.any():
             return None
-        top = {}
-        for k in pert.tolist():
-            p = int(pidx[k])
-            if p not in top or doses[k] > doses[top[p]]:
-                top[p] = k
+        top = _top_dose_contexts(pert, pidx, doses)
         zero = self._activity_origin().double()
         rows = []  # (perturbation, gene, e, z, selected)
         with torch.no_grad():
@@ -452,11 +457,7 @@ class GIM(PerturbationModel):
         g = torch.Generator().manual_seed(self.seed)  # not the training generator
         origin = self._activity_origin()
         estimator = self.config.estimator if self.config.estimator in ("u", "v") else "u"
-        top = {}
-        for k in pert.tolist():  # highest dose per perturbation
-            p = self.seen_.index(z.perturbations[k])
-            if p not in top or doses[k] > doses[top[p]]:
-                top[p] = k
+        top = _top_dose_contexts(pert, pidx, doses)
         R = torch.zeros(len(self.seen_), z.n_genes, dtype=torch.float64)
         drift = copy.deepcopy(self.drift).double()  # float64: C_j is a difference of sums
         latent = isinstance(self.net, LatentInterventions)
@@ -651,9 +652,7 @@ class GIM(PerturbationModel):
             perturbations = self._default_perturbations(perturbations)
         req = self._inputs(perturbations, smiles, features)
         doses = broadcast_doses(doses, len(req.labels))
-        part_doses = torch.as_tensor(np.concatenate([[doses[i]] * len(g)
-                                                     for i, g in enumerate(req.groups)]),
-                                     dtype=torch.float32)
+        part_doses = req.part_doses(doses)
         with torch.no_grad():
             pi, u, kappa = self._interventions(req.F, part_doses, req.parts, req.genetic)
         effect = pi * (u if kind == "shift" else kappa)  # parts' expected effects add

@@ -67,3 +67,19 @@ def test_paper_synthetic_scores_the_combo_split():
     combo = rows[(rows["split"] == "combo") & (rows["metric"] == "edist_rel")]
     assert len(combo) == 5
     assert np.all(combo["value"] < 0.2)  # the oracle composes the true interventions
+
+
+def test_condition_variable_genes_picks_the_genes_conditions_move():
+    import anndata as ad
+
+    from causalpert.benchmark.protocols import condition_variable_genes
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5)).astype(np.float32) * 0.1
+    labels = np.repeat(["control", "a", "b"], 20)
+    x[labels == "a", 3] += 5.0
+    x[labels == "b", 1] -= 2.0
+    adata = ad.AnnData(x, obs=pd.DataFrame({"perturbation": labels},
+                                           index=[f"c{i}" for i in range(60)]))
+    assert condition_variable_genes(adata, 2) == [adata.var_names[1], adata.var_names[3]]
+    assert load_protocol("norman2019", seed=0).train.n_vars == 200

@@ -15,13 +15,11 @@ its default thread count.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 import causalpert
+from causalpert._io import atomic_write
 from causalpert.core import LinearDrift, MLPDrift, kds, kds_autodiff, sample_stationary
 from causalpert.data.ground_truth import random_drift
 from causalpert.metrics import mmd
@@ -286,25 +285,6 @@ def machine_info(cfg: Config, names: list[str]) -> dict[str, object]:
     }
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the results to this JSON file")
@@ -343,7 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     meta["loadavg_1min_end"] = os.getloadavg()[0]
 
     if args.out:  # before printing, so a closed stdout (`| head`) cannot lose the results
-        write_json_atomic(args.out, {"meta": meta, "results": results, "notes": notes})
+        with atomic_write(args.out) as f:
+            json.dump({"meta": meta, "results": results, "notes": notes}, f, indent=2,
+                      ensure_ascii=False)
+            f.write("\n")
     console.print(table)
     console.print(
         f"python {meta['python']}, torch {meta['torch']}, {meta['cpu_count']} cores "

@@ -8,15 +8,14 @@ next to ``index.html``, linked by a relative path, captioned) or a DataFrame (an
 from __future__ import annotations
 
 import html
-import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+
+from .._io import atomic_write
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222;
 padding:0 1em}table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid
@@ -55,19 +54,6 @@ def as_section(section) -> Section:
         return Section(str(heading), str(text), figure=obj, caption=caption)
     raise ValueError(f"section {heading!r}: the third item must be a matplotlib Figure or a "
                      f"DataFrame, got {type(obj).__name__}")
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary name in the same directory, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _slug(text: str) -> str:
@@ -114,10 +100,9 @@ def write_report(out_dir, *, title: str, command: str, sections, intro: str = ""
             body.append(f"<p>{html.escape(sec.text)}</p>")
         if sec.figure is not None:
             name = f"fig{i:02d}-{_slug(sec.heading)}.png"
-            buf = io.BytesIO()
-            sec.figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+            with atomic_write(out / name, "wb") as fh:
+                sec.figure.savefig(fh, format="png", dpi=110, bbox_inches="tight")
             plt.close(sec.figure)
-            _atomic_bytes(out / name, buf.getvalue())
             written.add(name)
             alt = sec.caption or sec.heading
             body.append(f'<figure><img src="{name}" alt="{html.escape(alt)}">')
@@ -131,7 +116,8 @@ def write_report(out_dir, *, title: str, command: str, sections, intro: str = ""
             f"<meta name='viewport' content='width=device-width'><title>{html.escape(title)}"
             f"</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
     index = out / "index.html"
-    _atomic_bytes(index, page.encode())
+    with atomic_write(index) as fh:
+        fh.write(page)
     for stale in out.iterdir():  # figures of an earlier, longer report
         if _FIGURE.fullmatch(stale.name) and stale.name not in written:
             stale.unlink()

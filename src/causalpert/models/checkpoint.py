@@ -7,12 +7,11 @@ temporary directory first and renamed, so a crash never leaves a half-written ch
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
+
+from .._io import atomic_dir
 
 FORMAT_VERSION = 1
 
@@ -26,18 +25,10 @@ def save_checkpoint(path, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
                   tmp / "model.safetensors")
         (tmp / "model.json").write_text(json.dumps({"format": FORMAT_VERSION, **meta}, indent=1))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return path
 
 

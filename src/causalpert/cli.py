@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from ._io import atomic_path, atomic_write
 
 app = typer.Typer(
     help="causalpert: learn a causal model of cells jointly with a generative intervention "
@@ -28,19 +28,6 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=1)
 
 
-def _write_h5ad_atomic(adata, out: Path) -> None:
-    """Write to a temporary file next to ``out``, then rename: no half-written files."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".h5ad", dir=out.parent)
-    os.close(fd)
-    try:
-        adata.write_h5ad(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 @app.command()
 def simulate(
     out: Path = typer.Option(..., "--out", "-o", help="Output .h5ad file."),
@@ -55,7 +42,8 @@ def simulate(
     try:
         with console.status(f"simulating {protocol} ({sim}, seed {seed})"):
             adata = _simulate(protocol, sim=sim, seed=seed)
-        _write_h5ad_atomic(adata, out)
+        with atomic_path(out) as tmp:
+            adata.write_h5ad(tmp)
     except (ValueError, RuntimeError, OSError) as exc:
         _fail(exc)
     split = adata.obs["split"].value_counts().to_dict()
@@ -127,7 +115,7 @@ def demo(
         console.rule(f"[{step}] benchmark {name}, seed {seed}: {', '.join(methods)}")
         summaries[name] = _benchmark_and_print(
             f"{name}, seed {seed}", protocol=name, sim="linear", methods=methods,
-            seeds=[seed], out=runs / name, workers=workers, overrides=short)
+            seeds=[seed], out=runs / name, workers=workers, overrides=short, fresh=True)
     console.rule("[5/5] HTML report")
     sections = list(gim.sections) + list(pap.sections)
     for name, summary in summaries.items():
@@ -273,7 +261,8 @@ def predict(
         m = _load_model(model_dir)
         pred = m.predict(perturbations=perturbation or None, smiles=smiles or None, doses=dose,
                          n_cells=n_cells, mode=mode, seed=seed)
-        _write_h5ad_atomic(pred, out)
+        with atomic_path(out) as tmp:
+            pred.write_h5ad(tmp)
     except (ValueError, RuntimeError, OSError) as exc:
         _fail(exc)
     console.print(f"wrote {out}: {pred.n_obs:,} predicted cells × {pred.n_vars} genes")
@@ -296,7 +285,8 @@ def targets(
         probs = m.target_probabilities(perturbation or None)
         order = m.target_scores(perturbation or None)
         if out is not None:
-            _write_text_atomic(out, probs.to_csv())
+            with atomic_write(out) as fh:
+                fh.write(probs.to_csv())
     except (ValueError, RuntimeError, OSError) as exc:
         _fail(exc)
     table = Table(title=f"most likely targets ({m.name})")
@@ -320,7 +310,8 @@ def graph(
         m = _load_model(model_dir)
         G = m.graph()
         if out is not None:
-            _write_text_atomic(out, G.to_csv())
+            with atomic_write(out) as fh:
+                fh.write(G.to_csv())
     except (NotImplementedError, ValueError, RuntimeError, OSError) as exc:
         _fail(exc)
     edges = G.stack()
@@ -331,14 +322,6 @@ def graph(
     for (i, j), w in edges.reindex(edges.abs().sort_values(ascending=False).index)[:top].items():
         table.add_row(str(i), str(j), f"{w:.3f}")
     console.print(table)
-
-
-def _write_text_atomic(out: Path, text: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, out)
 
 
 @app.command()
@@ -364,8 +347,14 @@ def benchmark(
                                 "start a local Ray instance)."),
     data: Path = typer.Option(None, help="Your sciplex3 h5ad file (--protocol sciplex3)."),
     cell_line: str = typer.Option("A549", help="Cell line of a sciplex3 run."),
+    fresh: bool = typer.Option(False, "--fresh", help="Rerun every job: delete the job files "
+                               "an earlier run left in OUT/jobs (they are reused when their "
+                               "protocol, sim, method, seed, overrides, data and causalpert "
+                               "version match; code changes are not detected)."),
 ) -> None:
-    """Fit and score methods on a protocol; print the summary (mean ± sd over seeds)."""
+    """Fit and score methods on a protocol; print the summary (mean ± sd over seeds). Each
+    finished (method, seed) is saved in OUT/jobs, so the same command after an interruption
+    runs only the jobs that did not finish."""
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
@@ -373,7 +362,7 @@ def benchmark(
     _benchmark_and_print(f"{protocol} ({sim}), seeds {seeds} — mean ± sd over seeds",
                          protocol=protocol, sim=sim, seeds=seed_list, out=out, workers=workers,
                          executor=executor, address=address, data=data, cell_line=cell_line,
-                         methods=[m.strip() for m in methods.split(",") if m.strip()])
+                         fresh=fresh, methods=[m.strip() for m in methods.split(",") if m.strip()])
 
 
 def _benchmark_and_print(title: str, **kwargs) -> None:

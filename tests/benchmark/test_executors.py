@@ -45,9 +45,10 @@ def test_ray_returns_results_in_job_order(ray_instance):
         return job * job
 
     done = []
-    out = get_executor("ray")(slow_square, [0, 1, 2, 3], on_done=done.append)
+    out = get_executor("ray")(slow_square, [0, 1, 2, 3],
+                              on_done=lambda job, res: done.append((job, res)))
     assert out == [0, 1, 4, 9]
-    assert sorted(done) == [0, 1, 2, 3]
+    assert sorted(done) == [(0, 0), (1, 1), (2, 4), (3, 9)]
 
 
 def test_ray_benchmark_matches_local(ray_instance, tmp_path):

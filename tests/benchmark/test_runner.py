@@ -65,3 +65,127 @@ def test_target_rank_table_averages_seeds_and_sorts_by_rank():
     assert list(table.index) == ["b", "a"]
     assert table.loc["a", "gim"] == 1.5 and table.loc["a", "de"] == 4.0
     assert target_rank_table(res.assign(metric="edist")) is None
+
+
+# --- resuming an interrupted run from its job files -------------------------------------------
+
+RESUME = dict(protocol="paper-synthetic", sim="linear", methods=["control", "additive"],
+              seeds=[0, 1], design=SMALL, progress=False)
+
+
+def _values(out) -> pd.DataFrame:
+    """summary.csv without wall times (they differ between runs)."""
+    summary = pd.read_csv(out / "summary.csv")
+    return summary[~summary["metric"].str.endswith("seconds")].reset_index(drop=True)
+
+
+def _stamps(out) -> dict:
+    """Job file → (inode, mtime): os.replace of a rewritten file gives a new inode."""
+    return {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in (out / "jobs").iterdir()}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    run_benchmark(out=out, **RESUME)
+    return out
+
+
+def test_every_finished_job_is_saved_with_its_key(uninterrupted):
+    from causalpert import __version__
+
+    files = sorted(f.name for f in (uninterrupted / "jobs").iterdir())
+    assert files == ["additive-seed0.json", "additive-seed1.json", "control-seed0.json",
+                     "control-seed1.json"]
+    saved = json.loads((uninterrupted / "jobs" / "additive-seed1.json").read_text())
+    assert saved["key"] == {"protocol": "paper-synthetic", "sim": "linear", "method": "additive",
+                            "seed": 1, "overrides": {}, "design": json.loads(json.dumps(
+                                SMALL.__dict__)), "data": {"data": None, "cell_line": "A549"},
+                            "causalpert": __version__}
+    assert len(saved["key_hash"]) == 64
+    results = pd.read_csv(uninterrupted / "results.csv")
+    assert len(saved["rows"]) == len(results.query("method == 'additive' and seed == 1"))
+
+
+def test_a_killed_run_resumes_where_it_stopped(uninterrupted, tmp_path, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import causalpert
+
+    # seed 0's jobs run, then seed 1's wait until the process is killed
+    script = f"""
+import time
+from causalpert.benchmark import runner
+from causalpert.data import SyntheticDesign
+run_job = runner._run_job
+def slow(job):
+    if job[3] == 1:
+        time.sleep(120)
+    return run_job(job)
+runner._run_job = slow
+runner.run_benchmark(out={str(tmp_path)!r}, protocol="paper-synthetic", sim="linear",
+                     methods=["control", "additive"], seeds=[0, 1], design={SMALL!r},
+                     progress=False)
+"""
+    src = str(Path(causalpert.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("jobs/*.json"))) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "no job files"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not (tmp_path / "summary.csv").exists()
+    before = _stamps(tmp_path)
+    assert sorted(before) == ["additive-seed0.json", "control-seed0.json"]
+
+    capsys.readouterr()
+    run_benchmark(out=tmp_path, workers=2, **RESUME)  # the process pool, this time
+    assert "reusing 2 of 4 jobs" in capsys.readouterr().err
+    after = _stamps(tmp_path)
+    assert len(after) == 4 and all(after[name] == stamp for name, stamp in before.items())
+    assert len(_values(uninterrupted)) > 20
+    pd.testing.assert_frame_equal(_values(tmp_path), _values(uninterrupted), check_exact=False,
+                                  rtol=0, atol=1e-9)
+    assert not [f for f in tmp_path.rglob(".*")]  # no temporary files left
+
+
+def test_changed_overrides_rerun_only_that_method_and_fresh_reruns_all(tmp_path, capsys):
+    kwargs = {**RESUME, "seeds": [0]}
+    run_benchmark(out=tmp_path, overrides={"additive": {"alphas": [1.0]}}, **kwargs)
+    first = _stamps(tmp_path)
+    capsys.readouterr()
+    run_benchmark(out=tmp_path, overrides={"additive": {"alphas": [10.0]}}, **kwargs)
+    assert "reusing 1 of 2 jobs" in capsys.readouterr().err
+    second = _stamps(tmp_path)
+    assert second["control-seed0.json"] == first["control-seed0.json"]
+    assert second["additive-seed0.json"] != first["additive-seed0.json"]
+    saved = json.loads((tmp_path / "jobs" / "additive-seed0.json").read_text())
+    assert saved["key"]["overrides"] == {"alphas": [10.0]}
+    run_benchmark(out=tmp_path, overrides={"additive": {"alphas": [10.0]}}, fresh=True, **kwargs)
+    assert "reusing" not in capsys.readouterr().err
+    third = _stamps(tmp_path)
+    assert all(third[name] != stamp for name, stamp in second.items())
+
+
+def test_cli_benchmark_reuses_job_files_unless_fresh(tmp_path):
+    args = ["benchmark", "--protocol", "sachs", "--methods", "control", "--seeds", "0",
+            "--out", str(tmp_path)]
+    env = {"CAUSALPERT_PROGRESS": "0"}
+    assert CliRunner().invoke(app, args, env=env).exit_code == 0
+    first = _stamps(tmp_path)
+    res = CliRunner().invoke(app, args, env=env)
+    assert res.exit_code == 0 and "reusing 1 of 1 jobs" in res.output
+    assert _stamps(tmp_path) == first
+    res = CliRunner().invoke(app, [*args, "--fresh"], env=env)
+    assert res.exit_code == 0 and "reusing" not in res.output
+    assert _stamps(tmp_path) != first

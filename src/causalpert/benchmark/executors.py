@@ -2,9 +2,11 @@
 
 An executor is a function ``(fn, jobs, *, workers, address, on_done) -> list`` that returns
 ``[fn(job) for job in jobs]`` — in the order of ``jobs`` whatever order they finish in — and
-calls ``on_done(job)`` as each one finishes (progress). Pool processes and Ray tasks run torch on
-one thread; a job's numbers depend only on its seed (and the thread count: run the serial
-local executor with one thread, e.g. ``OMP_NUM_THREADS=1``, to compare bit for bit).
+calls ``on_done(job, result)`` in the calling process as each one finishes (progress, and the
+runner's job files, which so land on the caller's disk even when Ray runs the jobs on other
+machines). Pool processes and Ray tasks run torch on one thread; a job's numbers depend only
+on its seed (and the thread count: run the serial local executor with one thread, e.g.
+``OMP_NUM_THREADS=1``, to compare bit for bit).
 
 - ``"local"``: in this process (``workers=1``) or a pool of ``workers`` processes.
 - ``"ray"``: one Ray task per job (1 CPU each) on a local Ray instance or the cluster at
@@ -26,7 +28,7 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _noop(job) -> None:
+def _noop(job, result) -> None:
     return None
 
 
@@ -37,18 +39,24 @@ def run_local(fn: Callable, jobs: Sequence, *, workers: int = 1, address: str | 
         raise ValueError("--address is for the ray executor; the local executor takes --workers")
     if workers < 1:
         raise ValueError(f"workers must be ≥ 1, got {workers}")
-    out = []
+    out: list = [None] * len(jobs)
     if workers == 1:
-        for job in jobs:
-            out.append(fn(job))
-            on_done(job)
+        for i, job in enumerate(jobs):
+            out[i] = fn(job)
+            on_done(job, out[i])
         return out
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
-        for job, res in zip(jobs, pool.map(fn, jobs), strict=True):  # map keeps job order
-            out.append(res)
-            on_done(job)
+        futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+        try:
+            for future in as_completed(futures):  # on_done as each finishes, not in job order
+                i = futures[future]
+                out[i] = future.result()  # placed by job index: the order of ``jobs``
+                on_done(jobs[i], out[i])
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # fail now, not after the queued jobs
+            raise
     return out
 
 
@@ -80,7 +88,7 @@ def run_ray(fn: Callable, jobs: Sequence, *, workers: int = 1, address: str | No
             done, _ = ray.wait(list(pending), num_returns=1)
             i = pending.pop(done[0])
             out[i] = ray.get(done[0])  # placed by job index: order independent of completion
-            on_done(jobs[i])
+            on_done(jobs[i], out[i])
         return out
     finally:
         if started:

@@ -2,20 +2,24 @@
 
 Outputs in ``out``: ``results.csv`` / ``results.json`` (records {protocol, method, seed, split,
 context, metric, value}), ``summary.csv`` (per method, split, metric: contexts averaged per
-seed, then mean ± sd over seeds) — all written atomically.
+seed, then mean ± sd over seeds), and ``jobs/<method>-seed<seed>.json`` (each finished job's
+rows and key, so an interrupted run resumes) — all written atomically.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
-import os
-import tempfile
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .. import __version__
+from .._io import atomic_write
 from .evaluate import (
     evaluate_graph,
     evaluate_prediction,
@@ -147,19 +151,65 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path) as fh:
         fh.write(text)
-    os.replace(tmp, path)
+
+
+def job_key(job) -> dict:
+    """What a job's rows depend on: protocol, sim, method, seed, the method's overrides, the
+    design, the data source (a file by its path) and the causalpert version. Code changed
+    without a new version is not part of it: run with ``fresh=True`` after such changes."""
+    protocol, sim, method, seed, design, overrides, source = job
+    if dataclasses.is_dataclass(design):
+        design = dataclasses.asdict(design)
+    return {"protocol": protocol, "sim": sim, "method": method, "seed": seed,
+            "overrides": (overrides or {}).get(method, {}), "design": design, "data": source,
+            "causalpert": __version__}
+
+
+def _key_hash(key: dict) -> str:
+    text = json.dumps(key, sort_keys=True, default=repr)  # repr: an unusual option never matches
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _job_file(out: Path, job) -> Path:
+    return out / "jobs" / f"{job[2]}-seed{job[3]}.json"
+
+
+def _saved_rows(out: Path, job) -> list[dict] | None:
+    """The rows of an earlier run of ``job`` in ``out``, or None (no file, unreadable, or
+    written for another job key)."""
+    try:
+        saved = json.loads(_job_file(out, job).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("key_hash") != _key_hash(job_key(job)):
+        return None
+    return saved.get("rows")
+
+
+def _save_rows(out: Path, job, rows: list[dict]) -> None:
+    key = job_key(job)
+    text = json.dumps({"key": key, "key_hash": _key_hash(key), "rows": rows},
+                      default=_json_default)
+    _write_text(_job_file(out, job), text)
 
 
 def run_benchmark(*, protocol: str, sim: str, methods: list[str], seeds: list[int],
                   out: str | Path, workers: int = 1, progress: bool | None = None,
                   design=None, overrides: dict | None = None, executor: str = "local",
                   address: str | None = None, data: str | None = None,
-                  cell_line: str = "A549") -> tuple[pd.DataFrame, pd.DataFrame]:
+                  cell_line: str = "A549", fresh: bool = False,
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every (method, seed), write results.csv/json and summary.csv into ``out``.
+
+    Each finished job's rows go to ``out/jobs/<method>-seed<seed>.json`` as it finishes, so a
+    run that stops halfway loses only its unfinished jobs: run the same call again with the
+    same ``out`` and jobs with a file of the same ``job_key`` (protocol, sim, method, seed,
+    its overrides, design, data, causalpert version) are reused, not rerun; the final files
+    are those of an uninterrupted run. Code changes within a version are not detected:
+    ``fresh=True`` deletes the earlier job files and reruns everything.
 
     ``overrides`` maps a method to extra model options (e.g. fewer steps in tests); ``design``
     shrinks the synthetic data (tests only; protocol runs use the full design); ``data`` and
@@ -177,19 +227,33 @@ def run_benchmark(*, protocol: str, sim: str, methods: list[str], seeds: list[in
     run_jobs = get_executor(executor)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        for f in (out / "jobs").glob("*.json"):
+            f.unlink()
     source = {"data": None if data is None else str(data), "cell_line": cell_line}
     jobs = [(protocol, sim, m, s, design, overrides, source) for s in seeds for m in methods]
-    with progress_bar(f"benchmark {protocol} ({sim})", len(jobs), enabled=progress) as advance:
-        per_job = run_jobs(_run_job, jobs, workers=workers, address=address,
-                           on_done=lambda job: advance(1, status=f"{job[2]} seed {job[3]} done"))
+    saved = [_saved_rows(out, job) for job in jobs]
+    todo = [job for job, rows in zip(jobs, saved, strict=True) if rows is None]
+    if len(todo) < len(jobs):
+        print(f"reusing {len(jobs) - len(todo)} of {len(jobs)} jobs finished earlier in "
+              f"{out / 'jobs'} (fresh=True / --fresh reruns them)", file=sys.stderr)
+
+    with progress_bar(f"benchmark {protocol} ({sim})", len(todo), enabled=progress) as advance:
+        def done(job, rows):  # in this process, whatever the executor: one writer per file
+            _save_rows(out, job, rows)
+            advance(1, status=f"{job[2]} seed {job[3]} done")
+
+        new = iter(run_jobs(_run_job, todo, workers=workers, address=address, on_done=done)
+                   if todo else [])
+    per_job = [next(new) if rows is None else rows for rows in saved]
     rows = [row for res in per_job for row in res]
     results = pd.DataFrame(rows)[["protocol", "method", "seed", "split", "context", "metric",
                                   "value"]]
     summary = summarise(results)
-    _write_atomic(out / "results.csv", results.to_csv(index=False))
-    _write_atomic(out / "results.json", json.dumps(results.to_dict(orient="records"),
-                                                   default=_json_default))
-    _write_atomic(out / "summary.csv", summary.to_csv(index=False))
+    _write_text(out / "results.csv", results.to_csv(index=False))
+    _write_text(out / "results.json", json.dumps(results.to_dict(orient="records"),
+                                                 default=_json_default))
+    _write_text(out / "summary.csv", summary.to_csv(index=False))
     return results, summary
 
 

@@ -365,6 +365,44 @@ def benchmark(
                          fresh=fresh, methods=[m.strip() for m in methods.split(",") if m.strip()])
 
 
+peers_app = typer.Typer(help="The field's own tools (CellFlow, STATE, stadion), each in its "
+                        "own virtual environment, as benchmark methods: install, then "
+                        "`causalpert benchmark --methods gim,cellflow ...`.",
+                        no_args_is_help=True)
+app.add_typer(peers_app, name="peers")
+
+
+@peers_app.command("install")
+def peers_install(
+    name: str = typer.Argument(..., help="Peer to install: cellflow, state or stadion."),
+) -> None:
+    """Create the peer's virtual environment from the pins shipped with causalpert (under
+    $CAUSALPERT_PEERS_HOME, default ~/.cache/causalpert/peers); prints time and disk used.
+    Minutes and 0.3–3 GB each (downloads from PyPI)."""
+    from . import peers
+
+    try:
+        with console.status(f"installing peer {name} (a few minutes)"):
+            info = peers.install(name, log=lambda msg: console.log(msg))
+    except (ValueError, peers.PeerFailedError) as exc:
+        _fail(exc)
+    console.print(f"installed {name} in {info['path']}: {info['seconds']:.0f} s, "
+                  f"{info['megabytes']:.0f} MB")
+
+
+@peers_app.command("list")
+def peers_list() -> None:
+    """Each peer, whether it is installed, and where."""
+    from . import peers
+
+    table = Table(title=f"peers (home: {peers.peers_home()})")
+    for col in ("peer", "status", "description"):
+        table.add_column(col)
+    for row in peers.status():
+        table.add_row(row["peer"], row["status"], row["description"])
+    console.print(table)
+
+
 def _benchmark_and_print(title: str, **kwargs) -> None:
     """Run the benchmark runner, print its headline table, name the files written."""
     from .benchmark.report import headline_table

@@ -49,6 +49,10 @@ METHODS: dict[str, tuple[str, dict]] = {
     "de": ("de", {}),
     "oracle": ("oracle", {}),
     "mean-ko": ("mean-shift", {}),
+    # the field's own tools, each in its own venv (causalpert peers install NAME)
+    "cellflow": ("peer", {"peer": "cellflow"}),
+    "state": ("peer", {"peer": "state"}),
+    "stadion": ("peer", {"peer": "stadion"}),
 }
 
 

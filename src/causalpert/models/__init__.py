@@ -33,5 +33,6 @@ __all__ = [
 # registration needs MODELS and register above
 from . import baselines  # noqa: E402
 from .gim import GIM  # noqa: E402
+from .peer import PeerModel  # noqa: E402
 
-__all__ += ["GIM", "baselines"]
+__all__ += ["GIM", "PeerModel", "baselines"]

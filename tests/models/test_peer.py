@@ -109,7 +109,7 @@ def test_install_makes_a_venv_that_counts_only_once_complete(tmp_path, monkeypat
     # a failed install leaves no stamp, so the venv never counts as installed
     monkeypatch.setattr(peers, "requirements", lambda name: "no-such-package-zzz==9.9\n")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
-    with pytest.raises(peers.PeerFailedError, match="install.log"):
+    with pytest.raises(peers.PeerFailedError, match=r"install\.log"):
         peers.install("tiny", home=tmp_path, log=lambda msg: None)
     with pytest.raises(peers.PeerNotInstalledError, match="not installed"):
         peers.python_of("tiny", home=tmp_path)
@@ -117,7 +117,7 @@ def test_install_makes_a_venv_that_counts_only_once_complete(tmp_path, monkeypat
 
 def test_benchmark_runs_a_peer_like_any_method(tmp_path, monkeypatch):
     monkeypatch.setitem(runner.METHODS, "fake-peer", ("peer", {"peer": "fake"}))
-    results, summary = runner.run_benchmark(
+    _, summary = runner.run_benchmark(
         protocol="paper-synthetic", sim="linear", methods=["fake-peer", "control"], seeds=[0],
         out=tmp_path, design=SMALL, progress=False)
     s = summary.set_index(["method", "split", "metric"])["mean"]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _protocol import load_fit_inputs, load_request, main, write_prediction  # noqa: E402
+from _protocol import load_fit_inputs, load_request, main, write_prediction
 
 
 def fit(workdir: Path) -> None:

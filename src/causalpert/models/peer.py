@@ -49,6 +49,7 @@ class PeerModel(PerturbationModel):
                          **options)
         self._tmp: str | None = None
         self.timings_: dict[str, float] = {}
+        self.has_graph = "graph" in peers.get_peer(peer).can  # a peer that writes graph.csv
 
     def __del__(self):
         if getattr(self, "_tmp", None):
@@ -89,7 +90,8 @@ class PeerModel(PerturbationModel):
         extra = {k: v for k, v in self.options.items()
                  if k not in ("peer", "steps", "timeout", "workdir")}
         config = {"control": self.control_label_, "seed": self.seed,
-                  "steps": self.options.get("steps"), "options": extra}
+                  "steps": self.options.get("steps"), "options": extra,
+                  "intended_targets": {k: list(v) for k, v in self.intended_targets_.items()}}
         (self.workdir_ / "config.json").write_text(json.dumps(config, indent=1))
         self.seen_ = {(p, round(float(c), 6)) for p, c in
                       zip(contexts.perturbations, contexts.doses.tolist(), strict=True)}
@@ -135,6 +137,10 @@ class PeerModel(PerturbationModel):
             raise peers.PeerFailedError(f"peer {self.peer!r} predicted NaN or inf; log: "
                                         f"{self.workdir_}/predict.log")
         return torch.from_numpy(X).reshape(len(perturbations), n_cells, -1)
+
+    def _graph(self) -> torch.Tensor:
+        G = pd.read_csv(self.workdir_ / "graph.csv", index_col=0)
+        return torch.as_tensor(G.loc[list(self.genes_), list(self.genes_)].to_numpy())
 
     def diagnostics(self) -> dict[str, float]:
         """Seconds the peer reported for its own work (``peer_fit_seconds``) next to the

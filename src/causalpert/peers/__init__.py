@@ -8,10 +8,12 @@ run by the peer's own Python, importing nothing of causalpert) through files in 
 
 - ``fit``: reads ``train.h5ad`` (X dense float32; obs ``perturbation``, ``dose``),
   ``features.csv`` (perturbation × feature, every perturbation the caller may ask about) and
-  ``config.json`` (``control``, ``seed``, ``steps``, peer options); writes ``model/`` (the peer's
-  own state, in its own format) and ``fit.json`` ({``seconds``}).
-- ``predict``: reads ``request.json`` ({``perturbations``: [{``name``, ``dose``}], ``n_cells``,
-  ``seed``}); writes ``prediction.h5ad`` (``n_cells`` rows per request, in order) and
+  ``config.json`` (``control``, ``seed``, ``steps``, ``intended_targets``, peer options);
+  writes the peer's own state (its own format, its own file names), ``fit.json``
+  ({``seconds``}) and, a peer with a gene graph, ``graph.csv`` (gene × gene, entry (i, j) =
+  weight of the edge i → j).
+- ``predict``: reads ``request.json`` ({``perturbations``: [{``name``, ``dose``,
+  ``features``}], ``n_cells``, ``seed``}); writes ``prediction.h5ad`` (``n_cells`` rows per request, in order) and
   ``predict.json`` ({``seconds``}).
 
 The ``fake`` peer (runs in this interpreter, nothing to install) tests the protocol in CI.
@@ -51,7 +53,7 @@ class Peer:
     first: tuple[str, ...] = ()
     needs_venv: bool = True
     #: what it can be scored on: ``features`` (predicts unseen perturbations from features),
-    #: ``doses`` (dose is an input), ``targets`` (gives target scores)
+    #: ``doses`` (dose is an input), ``graph`` (writes the fitted gene graph, ``graph.csv``)
     can: tuple[str, ...] = field(default=())
 
 
@@ -61,7 +63,7 @@ PEERS: dict[str, Peer] = {p.name: p for p in (
     Peer("state", "STATE (Arc Institute's state-transition transformer; torch), arc-state",
          first=("torch==2.13.0",), can=("features",)),
     Peer("stadion", "stadion (stationary diffusion, known-target interventions; JAX)",
-         can=()),
+         can=("graph",)),
     Peer("fake", "a tiny stand-in for tests: nearest-seen-perturbation mean shift",
          needs_venv=False, can=("features", "doses")),
 )}

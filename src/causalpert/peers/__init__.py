@@ -13,8 +13,8 @@ run by the peer's own Python, importing nothing of causalpert) through files in 
   ({``seconds``}) and, a peer with a gene graph, ``graph.csv`` (gene × gene, entry (i, j) =
   weight of the edge i → j).
 - ``predict``: reads ``request.json`` ({``perturbations``: [{``name``, ``dose``,
-  ``features``}], ``n_cells``, ``seed``}); writes ``prediction.h5ad`` (``n_cells`` rows per request, in order) and
-  ``predict.json`` ({``seconds``}).
+  ``features``}], ``n_cells``, ``seed``}); writes ``prediction.h5ad`` (``n_cells`` rows per
+  request, in order) and ``predict.json`` ({``seconds``}).
 
 The ``fake`` peer (runs in this interpreter, nothing to install) tests the protocol in CI.
 """

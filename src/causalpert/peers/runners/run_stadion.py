@@ -7,8 +7,8 @@ Setting (not tuned on any test split): ``LinearSDE`` with stadion's documented `
 defaults (RBF bandwidth 5, linear KDS estimator, Adam 0.003, batch 128, sparsity reg 0.001)
 but ``steps`` iterations (default 5000, stadion's is 10000) to fit this CPU's budget. Targets:
 the fit's intended targets (``config.intended_targets``) where they name a modelled gene, else
-every gene may be a target (stadion's own recipe for unknown targets). Writes the fitted graph as ``graph.csv``
-(entry (i, j) = weight of the edge i → j).
+every gene may be a target (stadion's own recipe for unknown targets). Writes the fitted graph
+as ``graph.csv`` (entry (i, j) = weight of the edge i → j).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def _contexts(train, control):
 
     pert = train.obs["perturbation"].astype(str).to_numpy()
     dose = np.round(train.obs["dose"].to_numpy(dtype=np.float64), 6)
-    keys = [(control, 0.0)] + sorted({(p, float(d)) for p, d in zip(pert, dose, strict=True)
-                                      if p != control})
+    keys = [(control, 0.0), *sorted({(p, float(d)) for p, d in zip(pert, dose, strict=True)
+                                     if p != control})]
     rows = [np.flatnonzero(pert == control)] + [np.flatnonzero((pert == p) & (dose == d))
                                                 for p, d in keys[1:]]
     return keys, rows

@@ -115,6 +115,15 @@ def test_fit_backed_and_bad_inputs(tmp_path):
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["fit", str(tmp_path / "nope.h5ad"), "--out", str(tmp_path / "m2")])
     assert res.exit_code == 1 and "nope.h5ad not found" in res.output
+    fake = tmp_path / "data.h5ad"
+    fake.write_text("gene,cell1\nA,1\n")
+    for flag in ([], ["--backed"]):
+        res = runner.invoke(app, ["fit", str(fake), *flag, "--out", str(tmp_path / "m5")])
+        lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+        assert res.exit_code == 1 and len(lines) == 1, res.output
+        assert "data.h5ad is not an HDF5/AnnData file (a text file" in lines[0]
+        assert "pass an .h5ad written by AnnData.write_h5ad" in lines[0]
+        assert "Traceback" not in res.output and not (tmp_path / "m5").exists()
     res = runner.invoke(app, ["fit", str(data), "--model", "magic", "--out", str(tmp_path / "m3")])
     assert res.exit_code == 1 and "unknown model 'magic'" in res.output
     res = runner.invoke(app, ["fit", str(data), "--control", "DMSO", "--out", str(tmp_path / "m4")])

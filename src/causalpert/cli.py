@@ -162,8 +162,6 @@ BUNDLED = ("sachs", "papalexi2021", "norman2019")
 def _read_data(data: str, backed: bool):
     """An AnnData from a path (.h5ad / .zarr; ``backed`` keeps X on disk) or a bundled name
     (``papalexi2021``: its modelled genes, ``datasets.papalexi_genes``)."""
-    import anndata as ad
-
     if data in BUNDLED:
         from . import datasets
 
@@ -171,15 +169,13 @@ def _read_data(data: str, backed: bool):
         if data == "papalexi2021":
             adata = adata[:, datasets.papalexi_genes(adata)].copy()
         return adata
+    from .data.backed import read_anndata
+
     path = Path(data)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: pass an .h5ad or .zarr file, or one of "
                                 f"{', '.join(BUNDLED)} (bundled)")
-    if backed:
-        from .data.backed import read_lazy
-
-        return read_lazy(path)
-    return ad.read_zarr(path) if path.suffix == ".zarr" else ad.read_h5ad(path)
+    return read_anndata(path, backed=backed)
 
 
 def _load_model(model_dir: Path):

@@ -9,7 +9,9 @@ RuntimeError, ...). Seeded (``derandomize``) so that CI sees the same examples e
 from __future__ import annotations
 
 import re
+import tempfile
 import warnings
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -18,7 +20,9 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from causalpert.cli import app
 from causalpert.models import MODELS
 
 #: cheap settings: every fit takes well under a second
@@ -33,12 +37,12 @@ GENES = ["g0", "γ-gene", "基因", "gene 3", "0", "g0"]  # the last one duplica
 #: a message that says what to do contains one of these verbs
 FIX = re.compile(r"\b(pass|drop|remove|store|label|fill|give|run|choose|add|use|impute|"
                  r"write|fit|refit|rescale)\b")
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 #: one way (at most) in which an input breaks the documented rules; "none" the most often
-FAULTS = ["none"] * 8 + [
+FAULTS = ["none"] * 16 + [
     "no genes", "no cells", "duplicate genes", "missing label", "missing key", "no control",
     "one control cell", "one-cell context", "only control", "nan", "inf", "huge", "dose nan",
     "dose negative", "dose text", "dose missing"]
@@ -177,3 +181,57 @@ def test_fit_predict_fuzzed(name, case):
     pred = model.predict(seen, n_cells=3)
     assert pred.shape == (3 * len(seen), adata.n_vars)
     assert np.isfinite(pred.X).all() and list(pred.var_names) == list(model.genes_)
+
+
+runner = CliRunner()
+CLI_FUZZ = settings(FUZZ, max_examples=80)
+
+
+def _cli_error(res) -> str:
+    """The output of a failed command: exit code 1, one line 'error: ...' that says what to do,
+    no traceback (an exception the CLI does not catch is a bug)."""
+    assert not isinstance(res.exception, Exception), res.exception
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: "), res.output
+    _one_line_fix(lines[0])
+    return lines[0]
+
+
+@pytest.mark.filterwarnings("ignore:Variable names are not unique")
+@pytest.mark.parametrize("name", ["control", "additive", "gim"])
+@CLI_FUZZ
+@given(case=cells())
+def test_cli_fit_predict_fuzzed(name, case):
+    adata, kwargs, valid = case
+    with tempfile.TemporaryDirectory() as tmp:
+        data, model, pred = (Path(tmp, f) for f in ("cells.h5ad", "model", "pred.h5ad"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            adata.write_h5ad(data)
+        args = ["fit", str(data), "--out", str(model), "--model", name, "--control",
+                kwargs["control"], "--dose-key", kwargs["dose_key"] or "none"]
+        res = runner.invoke(app, args + (["--steps", "3", "--refit-steps", "2"]
+                                         if name == "gim" else []))
+        if res.exit_code != 0:
+            event(f"error: {_cli_error(res)[7:].split(':')[0][:40]}")
+            assert not model.exists()
+            assert not valid or (name != "control" and _perturbed(adata, kwargs) == 0)
+            return
+        assert valid, "fit accepted an input the docs reject"
+        event("fitted")
+        seen = [p for p in dict.fromkeys(adata.obs["perturbation"].astype(str))
+                if p != kwargs["control"]]
+        res = runner.invoke(app, ["predict", str(model), *(a for p in seen[:2] for a in (
+            "--perturbation", p)), "--n-cells", "3", "--out", str(pred)])
+        if not seen:  # the control baseline fitted on control cells alone
+            assert "give --perturbation NAME" in _cli_error(res) and not pred.exists()
+            return
+        assert res.exit_code == 0, res.output
+        out = ad.read_h5ad(pred)
+        assert out.shape == (3 * len(seen[:2]), adata.n_vars) and np.isfinite(out.X).all()
+        assert list(out.obs["perturbation"].cat.categories) == sorted(seen[:2])
+        if name != "control":  # which predicts control cells for any name
+            pred.unlink()
+            res = runner.invoke(app, ["predict", str(model), "--perturbation", "never seen",
+                                      "--out", str(pred)])
+            assert "unknown perturbation 'never seen'" in _cli_error(res) and not pred.exists()

@@ -235,3 +235,37 @@ def test_cli_fit_predict_fuzzed(name, case):
             res = runner.invoke(app, ["predict", str(model), "--perturbation", "never seen",
                                       "--out", str(pred)])
             assert "unknown perturbation 'never seen'" in _cli_error(res) and not pred.exists()
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """One small fit per model on valid cells (two perturbations, two doses)."""
+    rng = np.random.default_rng(0)
+    pert = ["control"] * 6 + ["a"] * 4 + ["drug-β"] * 4
+    obs = pd.DataFrame({"perturbation": pert, "dose": [0] * 6 + [1, 1, 2, 2] * 2},
+                       index=[f"c{i}" for i in range(14)])
+    adata = ad.AnnData(rng.normal(size=(14, 3)).astype(np.float32), obs=obs,
+                       var=pd.DataFrame(index=GENES[:3]))
+    return {name: MODELS[name](seed=0, **FAST[name]).fit(adata, progress=False)
+            for name in ("control", "additive", "mean-shift", "gim")}
+
+
+@pytest.mark.parametrize("name", ["control", "additive", "mean-shift", "gim"])
+@settings(FUZZ, max_examples=100)
+@given(names=st.lists(st.sampled_from(["a", "drug-β", "a+drug-β", "g0", "", "nope", 7]),
+                      max_size=3),
+       doses=st.one_of(st.sampled_from([1.0, 0.0, 2.5, -1.0, np.nan, np.inf, "high"]),
+                       st.lists(st.sampled_from([0.5, 1.0, np.nan]), max_size=4)),
+       n_cells=st.sampled_from([1, 3, 0, -2]),
+       mode=st.sampled_from(["map", "mean", "sample", "best"]))
+def test_predict_arguments_fuzzed(fitted, name, names, doses, n_cells, mode):
+    try:
+        pred = fitted[name].predict(names, doses, n_cells=n_cells, mode=mode)
+    except ValueError as err:
+        event(f"ValueError: {str(err).split(':')[0][:40]}")
+        _one_line_fix(str(err))
+        return
+    event("predicted")
+    assert pred.shape == (n_cells * len(names), 3) and np.isfinite(pred.X).all()
+    assert list(pred.obs["perturbation"].astype(str)) == [str(p) for p in names
+                                                         for _ in range(n_cells)]

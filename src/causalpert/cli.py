@@ -281,7 +281,8 @@ def targets(
     model_dir: Path = typer.Argument(..., help="A model directory written by `causalpert fit`."),
     top: int = typer.Option(3, help="Genes shown per perturbation."),
     perturbation: list[str] = typer.Option(None, help="Only these perturbations (repeatable)."),
-    out: Path = typer.Option(None, help="Also write the full perturbation × gene table (CSV)."),
+    out: Path = typer.Option(None, help="Also write the full perturbation × gene table of "
+                             "target probabilities (CSV)."),
 ) -> None:
     """Each perturbation's most likely target genes, ordered by their target score (GIM: π for
     the genes it selected, then the others by their KDS evidence, `GIM.target_scores`), with

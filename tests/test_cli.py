@@ -4,7 +4,7 @@ import anndata as ad
 import numpy as np
 from typer.testing import CliRunner
 
-from causalpert.cli import app
+from causalpert.cli import _load_model, app
 
 runner = CliRunner()
 
@@ -51,6 +51,15 @@ def test_demo_writes_report_with_figures(tmp_path):
     assert len(pngs) >= 4 and all(p.stat().st_size > 5000 for p in pngs)
     assert all(p.name in page for p in pngs)
     assert (out / "runs" / "sachs" / "summary.csv").exists()
+    # one answer: the Sachs target ranks printed first are those of the sachs benchmark's gim
+    import pandas as pd
+
+    res_csv = pd.read_csv(out / "runs" / "sachs" / "results.csv")
+    bench = res_csv[(res_csv["method"] == "gim") & (res_csv["metric"] == "target_rank")]
+    printed = {cells[0]: float(cells[2]) for ln in res.output.splitlines()
+               if ln.startswith("│") and len(cells := [c.strip() for c in ln.split("│")[1:-1]])
+               == 6 and cells[0] in set(bench["context"])}
+    assert printed == dict(zip(bench["context"], bench["value"], strict=True))
     res = runner.invoke(app, ["report", str(out / "runs" / "sachs"), "--html"])
     assert res.exit_code == 0 and (out / "runs" / "sachs" / "report" / "index.html").exists()
 
@@ -89,6 +98,19 @@ def test_fit_predict_targets_graph(tmp_path):
     assert res.exit_code == 0 and "pert_04" in res.output
     probs = pd.read_csv(csv, index_col=0)
     assert probs.shape == (7, 5) and probs.to_numpy().max() <= 1  # 5 seen + 2 by features
+    # the printed rows: best first by the score that orders them, π beside it
+    rows = [[c.strip() for c in ln.split("│")[1:-1]] for ln in res.output.splitlines()
+            if ln.startswith("│")]
+    assert len(rows) == 14 and "score" in res.output and "π (probability)" in res.output
+    fitted = _load_model(model)
+    scores = fitted.target_scores()
+    for k, name in enumerate(scores.index):
+        (p1, r1, g1, s1, pi1), (p2, r2, g2, s2, pi2) = rows[2 * k], rows[2 * k + 1]
+        assert float(pi2) == round(probs.loc[name, g2], 3)
+        assert (p1, r1, r2, p2) == (name, "1", "2", "")
+        assert [g1, g2] == list(scores.loc[name].sort_values(ascending=False).index[:2])
+        assert float(s1) >= float(s2) and float(s1) == round(scores.loc[name].max(), 3)
+        assert float(pi1) == round(probs.loc[name, g1], 3)
     res = runner.invoke(app, ["graph", str(model), "--top", "3"])
     assert res.exit_code == 0 and "strongest edges" in res.output
     # errors: unknown perturbation, no name, missing model, model without target scores
@@ -115,6 +137,15 @@ def test_fit_backed_and_bad_inputs(tmp_path):
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["fit", str(tmp_path / "nope.h5ad"), "--out", str(tmp_path / "m2")])
     assert res.exit_code == 1 and "nope.h5ad not found" in res.output
+    fake = tmp_path / "data.h5ad"
+    fake.write_text("gene,cell1\nA,1\n")
+    for flag in ([], ["--backed"]):
+        res = runner.invoke(app, ["fit", str(fake), *flag, "--out", str(tmp_path / "m5")])
+        lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+        assert res.exit_code == 1 and len(lines) == 1, res.output
+        assert "data.h5ad is not an HDF5/AnnData file (a text file" in lines[0]
+        assert "pass an .h5ad written by AnnData.write_h5ad" in lines[0]
+        assert "Traceback" not in res.output and not (tmp_path / "m5").exists()
     res = runner.invoke(app, ["fit", str(data), "--model", "magic", "--out", str(tmp_path / "m3")])
     assert res.exit_code == 1 and "unknown model 'magic'" in res.output
     res = runner.invoke(app, ["fit", str(data), "--control", "DMSO", "--out", str(tmp_path / "m4")])

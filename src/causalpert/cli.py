@@ -86,9 +86,10 @@ def demo(
         _fail(exc)
     ranks = gim.ranks.copy()
     ranks["rank (of 11)"] = ranks["rank (of 11)"].map("{:.1f}".format)
-    ranks["probability"] = ranks["probability"].map(lambda v: "" if v != v else f"{v:.3f}")
-    console.print(_rich_table(ranks, "GIM on Sachs (all cells): rank of each intended target",
-                              first="reagent"))
+    for col in ("score", "probability"):
+        ranks[col] = ranks[col].map(lambda v: "" if v != v else f"{v:.3f}")
+    console.print(_rich_table(ranks, "GIM on Sachs (all cells): rank of each intended target "
+                              "by target score (as the sachs benchmark ranks)", first="reagent"))
     console.print(f"GIM network vs the 17-edge consensus: AUPRC {gim.graph_auprc:.3f} "
                   f"(random ≈ 0.15); fits took {gim.seconds['train']:.0f} s (80 %) and "
                   f"{gim.seconds['all']:.0f} s (all cells)")
@@ -150,8 +151,6 @@ BUNDLED = ("sachs", "papalexi2021", "norman2019")
 def _read_data(data: str, backed: bool):
     """An AnnData from a path (.h5ad / .zarr; ``backed`` keeps X on disk) or a bundled name
     (``papalexi2021``: its modelled genes, ``datasets.papalexi_genes``)."""
-    import anndata as ad
-
     if data in BUNDLED:
         from . import datasets
 
@@ -159,15 +158,13 @@ def _read_data(data: str, backed: bool):
         if data == "papalexi2021":
             adata = adata[:, datasets.papalexi_genes(adata)].copy()
         return adata
+    from .data.backed import read_anndata
+
     path = Path(data)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: pass an .h5ad or .zarr file, or one of "
                                 f"{', '.join(BUNDLED)} (bundled)")
-    if backed:
-        from .data.backed import read_lazy
-
-        return read_lazy(path)
-    return ad.read_zarr(path) if path.suffix == ".zarr" else ad.read_h5ad(path)
+    return read_anndata(path, backed=backed)
 
 
 def _load_model(model_dir: Path):
@@ -273,10 +270,12 @@ def targets(
     model_dir: Path = typer.Argument(..., help="A model directory written by `causalpert fit`."),
     top: int = typer.Option(3, help="Genes shown per perturbation."),
     perturbation: list[str] = typer.Option(None, help="Only these perturbations (repeatable)."),
-    out: Path = typer.Option(None, help="Also write the full perturbation × gene table (CSV)."),
+    out: Path = typer.Option(None, help="Also write the full perturbation × gene table of "
+                             "target probabilities (CSV)."),
 ) -> None:
-    """Each perturbation's most likely target genes, with probabilities (GIM orders the genes
-    it did not select by their KDS evidence, `GIM.target_scores`)."""
+    """Each perturbation's most likely target genes, ordered by their target score (GIM: π for
+    the genes it selected, then the others by their KDS evidence, `GIM.target_scores`), with
+    GIM's target probability π beside it."""
     try:
         m = _load_model(model_dir)
         if not m.has_target_scores:
@@ -289,13 +288,16 @@ def targets(
                 fh.write(probs.to_csv())
     except (ValueError, RuntimeError, OSError) as exc:
         _fail(exc)
-    table = Table(title=f"most likely targets ({m.name})")
-    table.add_column("perturbation")
-    for i in range(min(top, probs.shape[1])):
-        table.add_column(f"#{i + 1}")
+    # rows in the order of the score; π only where it is another number (GIM)
+    with_pi = not probs.equals(order)
+    table = Table(title=f"most likely targets ({m.name}), best first by score")
+    for col in ("perturbation", "rank", "gene", "score", *(["π (probability)"] * with_pi)):
+        table.add_column(col, justify="left" if col in ("perturbation", "gene") else "right")
     for name, row in order.iterrows():
-        best = row.sort_values(ascending=False).index[:top]
-        table.add_row(str(name), *[f"{g} {probs.loc[name, g]:.3f}" for g in best])
+        best = row.sort_values(ascending=False, kind="stable").index[:top]
+        for i, g in enumerate(best):
+            pi = [f"{probs.loc[name, g]:.3f}"] if with_pi else []
+            table.add_row(str(name) if i == 0 else "", str(i + 1), str(g), f"{row[g]:.3f}", *pi)
     console.print(table)
 
 

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from causalpert.data.backed import BackedRows, read_lazy
+from causalpert.data.backed import BackedRows, read_anndata, read_lazy
 from causalpert.data.contexts import Contexts
 
 
@@ -76,3 +76,29 @@ def test_nan_in_backed_file_is_reported(tmp_path):
                    genes=("g0", "g1", "g2"))
     with pytest.raises(ValueError, match="1 cells have NaN or inf"):
         ctx.means()
+
+
+@pytest.mark.filterwarnings("ignore:Element .* was written without encoding")
+@pytest.mark.parametrize("backed", [False, True])
+def test_read_anndata_says_what_a_foreign_file_is(tmp_path, backed):
+    """A CSV renamed .h5ad, an HDF5 file that is not AnnData, a directory, a missing path: each
+    a one-line error naming what the file is and what to pass, never h5py's own message."""
+    path, x, _ = _write(tmp_path, sparse=False, fmt="h5ad")
+    assert np.array_equal(np.asarray(read_anndata(path, backed=backed).X), x)
+    csv = tmp_path / "data.h5ad"
+    csv.write_text("gene,cell1\nA,1\n")
+    with pytest.raises(ValueError, match=r"data.h5ad is not an HDF5/AnnData file \(a text file "
+                                         r"starting 'gene,cell1'\): pass an .h5ad written by "
+                                         r"AnnData.write_h5ad") as err:
+        read_anndata(csv, backed=backed)
+    assert "signature" not in str(err.value) and "\n" not in str(err.value)
+    import h5py
+
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        f["numbers"] = np.arange(3)
+    with pytest.raises(ValueError, match=r"plain\.h5 is not a readable AnnData file"):
+        read_anndata(tmp_path / "plain.h5", backed=backed)
+    with pytest.raises(ValueError, match=r"is not an HDF5/AnnData file \(a directory\)"):
+        read_anndata(tmp_path, backed=backed)
+    with pytest.raises(FileNotFoundError, match=r"nope\.h5ad not found: pass an \.h5ad"):
+        read_anndata(tmp_path / "nope.h5ad", backed=backed)

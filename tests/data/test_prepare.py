@@ -26,6 +26,12 @@ def _with_nan(adata):
     return adata
 
 
+def _beyond_float32(adata):
+    adata.X = adata.X.astype(np.float64)
+    adata.X[3, 0] = -1e39  # finite in float64, inf once fitted in float32
+    return adata
+
+
 def _sparse_nan(adata):
     x = sp.csr_matrix(adata.X)
     x.data[3] = np.nan
@@ -61,8 +67,8 @@ def _strings(adata):
 
 BAD = {
     "missing obs key": (lambda a: a, {"perturbation_key": "drug"},
-                        r"^obs key 'drug' not found; available columns: "
-                        r"\['perturbation', 'dose'\]"),
+                        r"^obs key 'drug' not found: pass perturbation_key= one of the obs "
+                        r"columns \['perturbation', 'dose'\]"),
     "missing dose key": (lambda a: a, {"dose_key": "conc"}, r"^obs key 'conc' not found"),
     "no control cells": (lambda a: a, {"control": "DMSO"},
                          r"^no control cells: .*pass control=<your control label>$"),
@@ -72,6 +78,8 @@ BAD = {
     "NaN/inf dense": (_with_nan, {}, r"^2 cells have NaN or inf values in adata.X: remove or "
                                      "impute them first$"),
     "NaN sparse": (_sparse_nan, {}, r"^1 cells have NaN or inf values in adata.X"),
+    "beyond float32": (_beyond_float32, {}, r"^1 cells have values beyond ±3.4e\+38 \(the "
+                                            r"float32 range\) in adata.X: rescale them first$"),
     "negative dose": (_set_obs("dose", [0] * 4 + [-1.0] * 8), {},
                       r"^obs\['dose'\] has 8 negative value\(s\) \(min -1\): give finite doses "
                       "≥ 0$"),
@@ -89,7 +97,7 @@ BAD = {
     "text matrix": (_strings, {}, r"^adata.X must be a 2-D numeric matrix, got dtype object"),
     "missing label": (_set_obs("perturbation", ["control"] * 4 + [None] + ["a"] * 7), {},
                       r"^obs\['perturbation'\] has 1 missing label\(s\): label or drop those"),
-    "no cells": (lambda a: a[:0].copy(), {}, r"^adata has shape \(0, 3\): it needs cells"),
+    "no cells": (lambda a: a[:0].copy(), {}, r"^adata has shape \(0, 3\): pass cells × genes"),
 }
 
 

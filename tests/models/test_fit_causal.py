@@ -76,3 +76,16 @@ def test_training_loop_minimises_and_logs_every_term():
                  log_every=10, progress=False)
     assert torch.allclose(p.detach(), torch.ones(2), atol=1e-2)
     assert hist.step[0] == 0 and hist.step[-1] == 299 and len(hist.terms["p0"]) == len(hist.step)
+
+
+def test_median_bandwidth_is_positive_when_most_cells_are_identical():
+    """Sparse counts or constant genes make most control pairs identical: a median distance
+    of 0 would make every kernel NaN (found by tests/test_fuzz.py: GIM on one constant gene)."""
+    from causalpert.models.causal import median_bandwidth
+
+    x = torch.zeros(6, 2)
+    assert median_bandwidth(x) == 1.0
+    x[0] = torch.tensor([3.0, 4.0])  # 5 of 15 pairs at distance 5, the rest 0
+    assert median_bandwidth(x) == pytest.approx(5.0)
+    x[1:3] = torch.tensor([0.0, 1.0])
+    assert median_bandwidth(x) == pytest.approx(1.0)  # the plain median when it is > 0

@@ -9,6 +9,7 @@ streamed passes (context means, the finiteness check), whatever the number of ce
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -101,6 +102,46 @@ class BackedRows:
 def _dense(block) -> np.ndarray:
     block = block.toarray() if sp.issparse(block) else np.asarray(block)
     return block.astype(np.float32, copy=False)
+
+
+#: what a reader of AnnData files accepts, said in every error about the file
+READ_HINT = ("pass an .h5ad written by AnnData.write_h5ad or a .zarr store written by "
+             "AnnData.write_zarr (a CSV table: anndata.read_csv(path).write_h5ad(...))")
+
+
+def _describe(path: Path) -> str:
+    """What a file that is not AnnData looks like: a directory, empty, text or binary."""
+    if path.is_dir():
+        return "a directory"
+    head = path.read_bytes()[:40] if path.stat().st_size else b""
+    if not head:
+        return "an empty file"
+    try:
+        return f"a text file starting {head.decode().splitlines()[0][:30]!r}"
+    except UnicodeDecodeError:
+        return f"a binary file starting {head[:8]!r}"
+
+
+def read_anndata(path, *, backed: bool = False):
+    """An AnnData from an .h5ad file or a .zarr store (``backed``: X stays on disk,
+    ``read_lazy``). A missing path is a ``FileNotFoundError``, anything that is not AnnData a
+    one-line ``ValueError``, each saying what to pass."""
+    import anndata as ad
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: {READ_HINT}")
+    is_zarr = path.suffix == ".zarr"
+    if not is_zarr and (path.is_dir() or not h5py.is_hdf5(path)):
+        raise ValueError(f"{path} is not an HDF5/AnnData file ({_describe(path)}): {READ_HINT}")
+    try:
+        if backed:
+            return read_lazy(path)
+        return ad.read_zarr(path) if is_zarr else ad.read_h5ad(path)
+    except Exception as err:  # h5py, zarr and anndata raise many types on a foreign file
+        raise ValueError(f"{path} is not a readable AnnData file ({type(err).__name__}: "
+                         f"{err}): {READ_HINT}") from None
 
 
 def read_lazy(path):

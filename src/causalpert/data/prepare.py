@@ -15,6 +15,8 @@ import scipy.sparse as sp
 from .backed import lazy_matrix
 from .contexts import ROW_BLOCK, Contexts, float32_rows
 
+F32_MAX = float(np.finfo(np.float32).max)
+
 
 def expression_matrix(adata: ad.AnnData, *, layer: str | None = None):
     """``X`` (or a layer), checked for a numeric dtype and NaN/inf, without densifying it.
@@ -34,16 +36,25 @@ def expression_matrix(adata: ad.AnnData, *, layer: str | None = None):
         raise ValueError(f"{name} must be a 2-D numeric matrix, got dtype {x.dtype} with "
                          f"{x.ndim} dimension(s): store numbers (float or integer counts)")
     if x.dtype.kind == "f":
-        if sp.issparse(x):
-            finite = np.isfinite(x.data)
-            rows = x.tocoo().row[~finite] if not finite.all() else np.zeros(0, dtype=int)
-        else:  # in row blocks: no N × d boolean temporary
-            rows = np.concatenate([i + np.nonzero(~np.isfinite(x[i : i + ROW_BLOCK]))[0]
-                                   for i in range(0, len(x), ROW_BLOCK)] or [np.zeros(0, int)])
+        rows = _rows_where(x, lambda v: ~np.isfinite(v))
         if len(rows):
-            raise ValueError(f"{len(np.unique(rows))} cells have NaN or inf values in {name}: "
-                             "remove or impute them first")
+            raise ValueError(f"{len(rows)} cells have NaN or inf values in {name}: remove or "
+                             "impute them first")
+        if x.dtype.itemsize > 4:  # the models compute in float32: 1e39 would become inf
+            rows = _rows_where(x, lambda v: np.abs(v) > F32_MAX)
+            if len(rows):
+                raise ValueError(f"{len(rows)} cells have values beyond ±{F32_MAX:.2g} (the "
+                                 f"float32 range) in {name}: rescale them first")
     return x
+
+
+def _rows_where(x, test) -> np.ndarray:
+    """The distinct rows of x (dense, or sparse CSR: its stored values) where ``test`` (an
+    elementwise predicate) holds for some value."""
+    if sp.issparse(x):
+        return np.unique(x.tocoo().row[test(x.data)])
+    return np.unique(np.concatenate([i + np.nonzero(test(x[i : i + ROW_BLOCK]))[0]  # in blocks
+                                     for i in range(0, len(x), ROW_BLOCK)] or [np.zeros(0, int)]))
 
 
 def dense_matrix(adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray:
@@ -51,9 +62,10 @@ def dense_matrix(adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray:
     return float32_rows(expression_matrix(adata, layer=layer))
 
 
-def _check_obs_key(adata: ad.AnnData, key: str) -> None:
+def _check_obs_key(adata: ad.AnnData, key: str, option: str) -> None:
     if key not in adata.obs:
-        raise ValueError(f"obs key {key!r} not found; available columns: {list(adata.obs.columns)}")
+        raise ValueError(f"obs key {key!r} not found: pass {option}= one of the obs columns "
+                         f"{list(adata.obs.columns)}")
 
 
 def _doses(adata: ad.AnnData, dose_key: str | None, is_ctrl: np.ndarray) -> np.ndarray:
@@ -112,10 +124,11 @@ def prepare(
         layer: use this layer instead of ``X``.
     """
     if adata.n_obs == 0 or adata.n_vars == 0:
-        raise ValueError(f"adata has shape {adata.shape}: it needs cells and genes")
-    for key in (perturbation_key, dose_key):
-        if key is not None:
-            _check_obs_key(adata, key)
+        raise ValueError(f"adata has shape {adata.shape}: pass cells × genes with at least one "
+                         "of each")
+    _check_obs_key(adata, perturbation_key, "perturbation_key")
+    if dose_key is not None:
+        _check_obs_key(adata, dose_key, "dose_key")
     if adata.var_names.has_duplicates:
         dup = adata.var_names[adata.var_names.duplicated()][0]
         raise ValueError(f"duplicate gene name {dup!r}: run adata.var_names_make_unique()")

@@ -12,6 +12,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .backed import read_anndata
 from .normalize import log_normalise, top_variable_genes
 from .smiles import SmilesFeaturizer
 from .splits import dose_and_drug_split
@@ -137,7 +138,7 @@ def read_sciplex3(
         if not os.path.isfile(path_or_adata):
             raise FileNotFoundError(f"no sciplex3 file at {os.fspath(path_or_adata)!r}: pass "
                                     "the path of the published h5ad")
-        path_or_adata = ad.read_h5ad(path_or_adata)
+        path_or_adata = read_anndata(path_or_adata)
     if not isinstance(path_or_adata, ad.AnnData):
         raise TypeError(f"expected a path or an AnnData, got {type(path_or_adata).__name__}")
     if dose_unit not in NANOMOLAR:

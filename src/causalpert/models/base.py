@@ -55,7 +55,8 @@ def broadcast_doses(doses, n: int) -> np.ndarray:
         raise ValueError(f"give one dose for all or one per perturbation ({n}), got "
                          f"{np.shape(doses)}") from None
     if not np.isfinite(out).all() or (out < 0).any():
-        raise ValueError("doses must be finite and ≥ 0")
+        raise ValueError(f"doses must be finite and ≥ 0, got {out.tolist()[:5]}: give doses "
+                         "in the units of the training obs column")
     return out
 
 
@@ -279,10 +280,13 @@ class PerturbationModel:
         if perturbations is None and smiles is None:
             raise ValueError("pass the perturbations to predict (names) or smiles=")
         if mode not in PREDICT_MODES:
-            raise ValueError(f"mode must be one of {PREDICT_MODES}, got {mode!r}")
+            raise ValueError(f"unknown mode {mode!r}: pass mode= one of {PREDICT_MODES}")
         if n_cells < 1:
-            raise ValueError(f"n_cells must be ≥ 1, got {n_cells}")
+            raise ValueError(f"n_cells must be ≥ 1, got {n_cells}: pass the cells wanted per "
+                             "perturbation")
         req = self._inputs(perturbations, smiles, features, intended_targets)
+        if not req.labels:
+            raise ValueError("no perturbations to predict: pass at least one name (or SMILES)")
         perturbations = req.labels
         doses = broadcast_doses(doses, len(perturbations))
         part_doses = req.part_doses(doses)

@@ -24,13 +24,20 @@ from .training import History, train
 
 
 def median_bandwidth(x: torch.Tensor, *, max_cells: int = 1000, seed: int = 0) -> float:
-    """Median pairwise Euclidean distance of (a seeded subsample of) cells x [n, d]."""
+    """Median pairwise Euclidean distance of (a seeded subsample of) cells x [n, d]; the median
+    of the non-zero distances if most pairs are identical cells (sparse counts, constant genes),
+    1 if all are (a bandwidth of 0 would make every kernel NaN)."""
     g = torch.Generator().manual_seed(seed)
     if x.shape[0] > max_cells:
         x = x[torch.randperm(x.shape[0], generator=g)[:max_cells]]
     dist = torch.cdist(x.double(), x.double())
     iu = torch.triu_indices(x.shape[0], x.shape[0], offset=1)
-    return float(dist[iu[0], iu[1]].median())
+    dist = dist[iu[0], iu[1]]
+    h = float(dist.median())
+    if not h > 0:
+        dist = dist[dist > 0]
+        h = float(dist.median()) if len(dist) else 1.0
+    return h
 
 
 def resolve_bandwidth(contexts: Contexts, config: FitConfig) -> float:

@@ -185,10 +185,11 @@ class GIM(PerturbationModel):
             z = contexts
         pert = torch.tensor([k for k in range(z.n_contexts) if k != z.control])
         if len(pert) == 0:
-            raise ValueError("no perturbed contexts: GIM needs cells of at least one perturbation")
+            raise ValueError("no perturbed cells: GIM learns from perturbations; add cells of at "
+                             "least one besides control")
         F = z.features
         self.f_mean_ = F[pert].mean(0)
-        sd = F[pert].std(0).nan_to_num(1.0)
+        sd = F[pert].std(0) if len(pert) > 1 else torch.ones(F.shape[1])  # one: no spread
         self.f_sd_ = torch.where(sd > 1e-6, sd, torch.ones_like(sd))  # constant bits: 1
         Fz = (F - self.f_mean_) / self.f_sd_
         doses = z.doses

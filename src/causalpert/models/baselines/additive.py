@@ -49,7 +49,8 @@ class AdditiveBaseline(PerturbationModel):
     def _fit(self, contexts: Contexts, *, adata: ad.AnnData, progress: bool | None) -> None:
         pert = [k for k in range(contexts.n_contexts) if k != contexts.control]
         if not pert:
-            raise ValueError("no perturbed contexts: the additive baseline needs at least one")
+            raise ValueError("no perturbed cells: the additive baseline learns from "
+                             "perturbations; add cells of at least one besides control")
         mu0, s0 = contexts.control_moments()
         F = contexts.features[pert].double().numpy()
         doses = contexts.doses[pert].double().numpy()

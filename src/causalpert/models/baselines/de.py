@@ -52,7 +52,8 @@ class DEBaseline(PerturbationModel):
             score = standardized_shift(contexts.cells(k), x0)
             best[name] = score if name not in best else torch.maximum(best[name], score)
         if not best:
-            raise ValueError("no perturbed contexts: the de baseline needs at least one")
+            raise ValueError("no perturbed cells: the de baseline learns from "
+                             "perturbations; add cells of at least one besides control")
         self.perturbations_ = list(best)
         self.scores_ = torch.stack([best[p] for p in self.perturbations_])
 

@@ -37,7 +37,8 @@ class MeanShiftBaseline(PerturbationModel):
             if k != contexts.control:
                 shifts.setdefault(p, []).append(means[k] - mu0)
         if not shifts:
-            raise ValueError("no perturbed contexts: the mean-shift baseline needs at least one")
+            raise ValueError("no perturbed cells: the mean-shift baseline learns from "
+                             "perturbations; add cells of at least one besides control")
         self.shift_ = torch.stack([torch.stack(v).mean(0) for v in shifts.values()]).mean(0)
 
     def _predict(self, F, doses, n_cells, mode, generator) -> torch.Tensor:

@@ -114,7 +114,8 @@ class MLPBaseline(PerturbationModel):
         o = self.options
         pert = torch.tensor([k for k in range(contexts.n_contexts) if k != contexts.control])
         if len(pert) == 0:
-            raise ValueError("no perturbed contexts: the mlp baseline needs at least one")
+            raise ValueError("no perturbed cells: the mlp baseline learns from "
+                             "perturbations; add cells of at least one besides control")
         self.mu0_, self.s0_ = contexts.control_moments()
         inputs = torch.cat([contexts.features, contexts.doses[:, None]], 1).float()
         self.in_mean_ = inputs[pert].mean(0)

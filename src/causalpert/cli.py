@@ -377,6 +377,7 @@ app.add_typer(peers_app, name="peers")
 @peers_app.command("install")
 def peers_install(
     name: str = typer.Argument(..., help="Peer to install: cellflow, state or stadion."),
+    force: bool = typer.Option(False, "--force", help="Reinstall even if it is ready."),
 ) -> None:
     """Create the peer's virtual environment from the pins shipped with causalpert (under
     $CAUSALPERT_PEERS_HOME, default ~/.cache/causalpert/peers); prints time and disk used.
@@ -385,10 +386,11 @@ def peers_install(
 
     try:
         with console.status(f"installing peer {name} (a few minutes)"):
-            info = peers.install(name, log=lambda msg: console.log(msg))
+            info = peers.install(name, force=force, log=lambda msg: console.log(msg))
     except (ValueError, peers.PeerFailedError) as exc:
         _fail(exc)
-    console.print(f"installed {name} in {info['path']}: {info['seconds']:.0f} s, "
+    what = "installed" if info["fresh"] else "already installed (--force reinstalls)"
+    console.print(f"{name} {what} in {info['path']}: {info['seconds']:.0f} s, "
                   f"{info['megabytes']:.0f} MB")
 
 

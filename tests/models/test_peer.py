@@ -103,6 +103,8 @@ def test_install_makes_a_venv_that_counts_only_once_complete(tmp_path, monkeypat
     assert python == tmp_path / "tiny" / "bin" / "python" and os.access(python, os.X_OK)
     assert info["megabytes"] > 1 and info["seconds"] > 0
     assert {r["peer"]: r["status"] for r in peers.status(tmp_path)}["tiny"] == "ready"
+    again = peers.install("tiny", home=tmp_path, log=lambda msg: None)  # kept, not redone
+    assert not again["fresh"] and again["seconds"] == info["seconds"]
     pins["text"] = "numpy==1.0\n"
     with pytest.raises(peers.PeerNotInstalledError, match="other pins"):
         peers.python_of("tiny", home=tmp_path)

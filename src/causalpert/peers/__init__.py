@@ -118,16 +118,25 @@ def python_of(name: str, home: Path | None = None) -> Path:
     return root / "bin" / "python"
 
 
-def install(name: str, *, home: Path | None = None, log=print) -> dict:
-    """Create the peer's venv and install its pins; returns {seconds, megabytes, path}.
+def install(name: str, *, home: Path | None = None, force: bool = False, log=print) -> dict:
+    """Create the peer's venv and install its pins; returns {seconds, megabytes, path,
+    fresh} (also kept as ``install.json`` in the venv). A ready venv of the same pins is kept
+    unless ``force``.
 
     The venv counts as installed only once every pin is in (a stamp file written last, holding
     a hash of the pins), so an interrupted install is redone, never half-used.
     """
     peer = get_peer(name)
     if not peer.needs_venv:
-        return {"seconds": 0.0, "megabytes": 0.0, "path": sys.executable}
+        return {"seconds": 0.0, "megabytes": 0.0, "path": sys.executable, "fresh": False}
     root = venv_dir(name, home)
+    if not force:
+        try:
+            python_of(name, home)
+            info = json.loads((root / "install.json").read_text())
+            return {**info, "fresh": False}
+        except (PeerNotInstalledError, OSError, ValueError):
+            pass
     t0 = time.perf_counter()
     if root.exists():
         shutil.rmtree(root)
@@ -147,9 +156,12 @@ def install(name: str, *, home: Path | None = None, log=print) -> dict:
             (root / "install.log").write_text(done.stdout + done.stderr)
             raise PeerFailedError(f"installing peer {name!r} failed (pip exit "
                                   f"{done.returncode}); log: {root / 'install.log'}")
-    (root / ".causalpert-installed").write_text(_stamp(name))
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
-    return {"seconds": time.perf_counter() - t0, "megabytes": size / 2**20, "path": str(root)}
+    info = {"seconds": time.perf_counter() - t0, "megabytes": size / 2**20, "path": str(root),
+            "pins": _stamp(name)}
+    (root / "install.json").write_text(json.dumps(info))
+    (root / ".causalpert-installed").write_text(_stamp(name))
+    return {**info, "fresh": True}
 
 
 def status(home: Path | None = None) -> list[dict]:

@@ -73,13 +73,18 @@ def predict(workdir: Path, request: str, out: str) -> None:
     ctrl = cf.adata[cf.adata.obs["is_control"].to_numpy()]
     src = ctrl[rng.integers(0, ctrl.n_obs, n_cells)].copy()  # one source draw for all
     src.obs_names = [f"c{j}" for j in range(n_cells)]
-    ids = [f"q{i}" for i in range(len(names))]
-    cov = pd.DataFrame({"drug": pd.Categorical(names), "dose": np.asarray(doses, dtype=float),
+    # one condition per distinct (name, dose): CellFlow rejects repeated conditions, and with
+    # one source draw and a deterministic encoder a repeat would give the same cells anyway
+    conditions = list(dict.fromkeys(zip(names, doses, strict=True)))
+    ids = [f"q{i}" for i in range(len(conditions))]
+    cov = pd.DataFrame({"drug": pd.Categorical([c[0] for c in conditions]),
+                        "dose": np.asarray([c[1] for c in conditions], dtype=float),
                         "is_control": False, "condition": ids})
     out_all = cf.predict(src, covariate_data=cov, condition_id_key="condition",
                          rng=jax.random.PRNGKey(seed), solver=diffrax.Heun(), dt0=0.05,
                          stepsize_controller=diffrax.ConstantStepSize())
-    X = [np.asarray(out_all[q]) for q in ids]
+    row = dict(zip(conditions, ids, strict=True))
+    X = [np.asarray(out_all[row[c]]) for c in zip(names, doses, strict=True)]
     write_prediction(out, np.concatenate(X), meta["genes"], names, doses, n_cells)
 
 

@@ -136,3 +136,20 @@ def test_runner_scripts_import_nothing_of_causalpert():
             ln for ln in path.read_text().splitlines() if ln.lstrip().startswith(("import",
                                                                                   "from"))), path
     assert sys.executable  # the fake runs in this interpreter
+
+
+def test_benchmark_checks_peers_first_and_records_a_failing_peer(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAUSALPERT_PEERS_HOME", str(tmp_path / "none"))
+    with pytest.raises(peers.PeerNotInstalledError, match="peers install cellflow"):
+        runner.run_benchmark(protocol="paper-synthetic", sim="linear",
+                             methods=["control", "cellflow"], seeds=[0], out=tmp_path / "a",
+                             design=SMALL, progress=False)
+    assert not (tmp_path / "a" / "jobs").exists() or not any((tmp_path / "a" / "jobs").iterdir())
+    monkeypatch.setitem(runner.METHODS, "broken-peer", ("peer", {"peer": "fake",
+                                                                "fail": "predict"}))
+    results, _ = runner.run_benchmark(
+        protocol="paper-synthetic", sim="linear", methods=["broken-peer", "control"],
+        seeds=[0], out=tmp_path / "b", design=SMALL, progress=False)
+    failed = results.query("metric == 'fit_failed'")
+    assert list(failed["method"]) == ["broken-peer"]
+    assert (results.query("method == 'control'")["metric"] == "edist").any()

@@ -222,12 +222,15 @@ def run_benchmark(*, protocol: str, sim: str, methods: list[str], seeds: list[in
     processes, ``"ray"`` runs one Ray task per job, on the cluster at ``address`` if given.
     Results come in job order (seeds, then methods) on every executor.
     """
+    from .. import peers
     from .._progress import progress_bar
     from .executors import get_executor
 
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; choose from {sorted(METHODS)}")
+        if METHODS[m][0] == "peer":  # not installed: say so before hours of other fits
+            peers.python_of(METHODS[m][1]["peer"])
     run_jobs = get_executor(executor)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -262,16 +265,19 @@ def run_benchmark(*, protocol: str, sim: str, methods: list[str], seeds: list[in
 
 
 def _run_job(job) -> list[dict]:
-    """One (method, seed); a fit that diverges or ends unstable gives one ``fit_failed`` row
-    (reported in the summary) instead of stopping the whole benchmark."""
+    """One (method, seed); a fit that diverges or ends unstable, or a peer that fails (its log
+    named on stderr), gives one ``fit_failed`` row (reported in the summary) instead of
+    stopping the whole benchmark."""
     from ..core import SimulationDivergedError, UnstableDriftError
     from ..models import FitDivergedError
+    from ..peers import PeerFailedError
 
     protocol, sim, method, seed, design, overrides, source = job
     try:
         return run_one(protocol, sim, method, seed, design=design, overrides=overrides,
                        **source)
-    except (FitDivergedError, UnstableDriftError, SimulationDivergedError) as err:
+    except (FitDivergedError, UnstableDriftError, SimulationDivergedError,
+            PeerFailedError) as err:
         import sys
 
         print(f"{method} seed {seed} failed: {type(err).__name__}: {err}", file=sys.stderr)

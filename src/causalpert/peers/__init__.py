@@ -64,6 +64,8 @@ PEERS: dict[str, Peer] = {p.name: p for p in (
          first=("torch==2.13.0",), can=("features",)),
     Peer("stadion", "stadion (stationary diffusion, known-target interventions; JAX)",
          can=("graph",)),
+    Peer("metrics", "pertpy + cell-eval: the field's metrics, for the cross-check only "
+         "(bench/metrics_crosscheck.py), not a method", can=("metrics-only",)),
     Peer("fake", "a tiny stand-in for tests: nearest-seen-perturbation mean shift",
          needs_venv=False, can=("features", "doses")),
 )}

@@ -41,7 +41,8 @@ KEY = "X_causalpert"  # obsm key STATE reads and writes (its "embedding")
 PERT, CELL_TYPE, BATCH = "causalpert_label", "causalpert_cell_type", "causalpert_batch"
 RUN = "state_run"  # STATE's run directory inside WORKDIR
 SET_LEN, BATCH_SIZE, DEFAULT_STEPS = 64, 8, 300
-WIDTH = int(os.environ.get("STATE_WIDTH", 256))
+WIDTH = int(os.environ.get("STATE_WIDTH", 128))
+LR = float(os.environ.get("STATE_LR", 1e-3))
 
 
 def _label(name: str, dose: float) -> str:
@@ -118,7 +119,7 @@ def fit(workdir: Path) -> None:
             f"{bb}num_attention_heads={WIDTH // 64}", f"{bb}num_key_value_heads={WIDTH // 64}",
             f"{bb}head_dim=64",
             f"training.max_steps={steps}", f"training.train_seed={int(config['seed'])}",
-            f"training.batch_size={BATCH_SIZE}",
+            f"training.batch_size={BATCH_SIZE}", f"training.lr={LR}",
             # the only checkpoint is final.ckpt, written after training (no val split)
             f"training.val_freq={steps + 1}", f"training.ckpt_every_n_steps={steps + 1}",
             "training.wandb_track=false", "use_wandb=false",

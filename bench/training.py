@@ -319,7 +319,7 @@ def _key(n: int) -> str:
 
 def bench_fit_scaling(cfg: Config) -> Section:
     d = SCALING_D
-    rounds, burst = (3, 3) if cfg.quick else (7, 5)
+    rounds, burst = (5, 2) if cfg.quick else (9, 5)  # (rounds + 1) · burst ≤ 50: no refresh
     sizes = [10_000, 100_000] if cfg.quick else [10_000, 100_000, 1_000_000]
     s = Section()
     runs = {f"{n:,} cells × {d:,} genes": [str(n), str(d)] for n in sizes}

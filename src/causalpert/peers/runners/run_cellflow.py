@@ -8,9 +8,10 @@ the largest power of two ≤ the median cells per training condition (64–1,024
 paper-synthetic's 50-cell contexts), and plain Adam at 1e-4 replaces 20-step gradient
 accumulation at 5e-5; ``steps`` iterations (default 10,000: every condition is drawn ~60 times
 on paper-synthetic; 2,000 iterations of 1,024 cells left the predictions near the control).
-Prediction solves the flow ODE with 20 fixed Heun steps (CellFlow's adaptive Tsit5 at 1e-5 took ~19 s per condition
-of 200 cells on this CPU, 0.4 s here; on a 200-step fit the cells moved by 2.6 % of a gene's
-sd, the condition means by ≤ 0.02: OT-matched flows are nearly straight). One draw of
+Prediction solves the flow ODE with 20 fixed Heun steps (CellFlow's adaptive Tsit5 at 1e-5
+took ~19 s per condition of 200 cells on this CPU, 0.4 s here; on a 200-step fit the cells
+moved by 2.6 % of a gene's sd, the condition means by ≤ 0.02: OT-matched flows are nearly
+straight). One draw of
 ``n_cells`` control cells is the source of every condition of a request.
 """
 

@@ -14,16 +14,19 @@ each gene mapped to ``(x - lo) / s``: ``s`` its standard deviation over the trai
 its smallest training value minus one ``s`` (so every training value is ≥ 1 and a prediction
 can reach one sd below the smallest observed value, not lower); predictions are mapped back.
 
-Setting (not tuned on any test split): ``model=state_sm`` (STATE's small config: hidden 672,
-4 llama layers, energy loss) with ``cell_set_len`` 64 instead of 128 — a (perturbation, dose)
-group has ~50 cells in our data and STATE pads a short set by resampling it with replacement to
-``cell_set_len``, and halving it halves the cost per step on CPU — ``batch_size`` 8 sets instead
-of 16 (CPU), STATE's defaults otherwise (Adam-W lr 1e-4, grad clip 10), ``steps`` optimiser
-steps (default 300, ~5 min on 2 CPU cores). One cell type, one batch; every training cell is in
-the training split (no zero-/few-shot hold-out, no validation split: cell_load needs none). One
-checkpoint, at the end. Prediction: ``tx infer`` draws a basal control cell (with replacement,
-``--seed``) from the training control cells for each of the ``n_cells`` cells of a request row and
-predicts them as sets of ≤ ``cell_set_len`` cells.
+Setting (not tuned on any test split): ``model=state_sm`` (4 bidirectional llama layers, energy
+loss, residual prediction) narrowed to width 128 (2 heads of 64, MLP 512; state_sm's is 672) and
+trained with plain Adam at lr 1e-3 (STATE's is 1e-4) — on 2 shared CPU cores the full width ran
+~4 s per step, and at 1e-4 a 150-step width-128 fit had only learned the global mean (every
+prediction the same, 16.5 from the control mean); with these, ``steps`` (default 300) took 4.6
+min of CPU (9 min wall, shared). ``cell_set_len`` 64 (state_sm's 128): a (perturbation, dose)
+group has ~50 cells in our data and STATE pads a short set by resampling it with replacement;
+``batch_size`` 8 sets (STATE's 16). Grad clip 10 as STATE's. One cell type, one batch; every
+training cell is in the training split (no zero-/few-shot hold-out, no validation split:
+cell_load needs none); one checkpoint, at the end. ``options`` may set ``width`` and ``lr``.
+Prediction: ``tx infer`` draws a basal control cell (with replacement, ``--seed``) from the
+training control cells for each of the ``n_cells`` cells of a request row and predicts them in
+sets of ≤ ``cell_set_len``.
 """
 
 from __future__ import annotations
@@ -40,9 +43,7 @@ from _protocol import load_fit_inputs, load_request, main, write_prediction
 KEY = "X_causalpert"  # obsm key STATE reads and writes (its "embedding")
 PERT, CELL_TYPE, BATCH = "causalpert_label", "causalpert_cell_type", "causalpert_batch"
 RUN = "state_run"  # STATE's run directory inside WORKDIR
-SET_LEN, BATCH_SIZE, DEFAULT_STEPS = 64, 8, 300
-WIDTH = int(os.environ.get("STATE_WIDTH", 128))
-LR = float(os.environ.get("STATE_LR", 1e-3))
+SET_LEN, BATCH_SIZE, DEFAULT_STEPS, WIDTH, LR = 64, 8, 300, 128, 1e-3
 
 
 def _label(name: str, dose: float) -> str:
@@ -106,33 +107,39 @@ def fit(workdir: Path) -> None:
         '[training]\ncausalpert = "train"\n')
 
     steps = int(config["steps"] or DEFAULT_STEPS)
+    options = config.get("options") or {}
+    width, lr = int(options.get("width", WIDTH)), float(options.get("lr", LR))
     kw, bb = "data.kwargs.", "model.kwargs.transformer_backbone_kwargs."
+    root = workdir.resolve()
     _state(["train",
-            f"{kw}toml_config_path={_quote(workdir.resolve() / 'state_data.toml')}",
-            f"{kw}perturbation_features_file={_quote(workdir.resolve() / 'state_pert_features.pt')}",
+            f"{kw}toml_config_path={_quote(root / 'state_data.toml')}",
+            f"{kw}perturbation_features_file={_quote(root / 'state_pert_features.pt')}",
             f"{kw}embed_key={KEY}", f"{kw}output_space=embedding",
             f"{kw}pert_col={PERT}", f"{kw}cell_type_key={CELL_TYPE}", f"{kw}batch_col={BATCH}",
             f"{kw}control_pert={_quote(control)}", f"{kw}basal_mapping_strategy=random",
             f"{kw}num_workers=0", f"{kw}pin_memory=false",
             "model=state_sm", "model.device=cpu", f"model.kwargs.cell_set_len={SET_LEN}",
-            f"model.kwargs.hidden_dim={WIDTH}", f"{bb}intermediate_size={4 * WIDTH}",
-            f"{bb}num_attention_heads={WIDTH // 64}", f"{bb}num_key_value_heads={WIDTH // 64}",
+            # state_sm's shape (4 llama layers, heads of 64, MLP 4x) at width `width`
+            f"model.kwargs.hidden_dim={width}", f"{bb}intermediate_size={4 * width}",
+            f"{bb}num_attention_heads={width // 64}", f"{bb}num_key_value_heads={width // 64}",
             f"{bb}head_dim=64",
             f"training.max_steps={steps}", f"training.train_seed={int(config['seed'])}",
-            f"training.batch_size={BATCH_SIZE}", f"training.lr={LR}",
+            f"training.batch_size={BATCH_SIZE}", f"training.lr={lr}",
             # the only checkpoint is final.ckpt, written after training (no val split)
             f"training.val_freq={steps + 1}", f"training.ckpt_every_n_steps={steps + 1}",
             "training.wandb_track=false", "use_wandb=false",
-            f"output_dir={_quote(workdir.resolve())}", f"name={RUN}", "overwrite=true"],
+            f"output_dir={_quote(root)}", f"name={RUN}", "overwrite=true"],
            "train")
     run = workdir / RUN
     if not (run / "checkpoints" / "final.ckpt").exists():
         sys.exit(f"state peer: `state tx train` wrote no checkpoint in {run / 'checkpoints'}")
+    (run / "checkpoints" / "last.ckpt").unlink(missing_ok=True)  # a copy of final.ckpt
     # keep the trained label map; each predict writes pert_onehot_map.pt = trained + request
     os.replace(run / "pert_onehot_map.pt", workdir / "state_pert_map_trained.pt")
     (workdir / "state_meta.json").write_text(json.dumps(
         {"genes": list(map(str, train.var_names)), "control": control, "lo": lo.tolist(),
-         "s": s.tolist(), "steps": steps, "n_features": int(features.shape[1])}))
+         "s": s.tolist(), "steps": steps, "width": width, "lr": lr,
+         "n_features": int(features.shape[1])}))
 
 
 def predict(workdir: Path, request: str, out: str) -> None:

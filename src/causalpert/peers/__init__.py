@@ -61,7 +61,7 @@ PEERS: dict[str, Peer] = {p.name: p for p in (
     Peer("cellflow", "CellFlow (flow matching on perturbation embeddings; JAX), cellflow-tools",
          can=("features", "doses")),
     Peer("state", "STATE (Arc Institute's state-transition transformer; torch), arc-state",
-         first=("torch==2.13.0",), can=("features",)),
+         first=("torch==2.13.0",), can=("features", "doses")),  # dose as a feature
     Peer("stadion", "stadion (stationary diffusion, known-target interventions; JAX)",
          can=("graph",)),
     Peer("metrics", "pertpy + cell-eval: the field's metrics, for the cross-check only "

@@ -45,3 +45,24 @@ def test_batched_leading_eigenvalues_match_autograd_through_eigvals():
     (g1,) = torch.autograd.grad(lead.sum(), W)
     (g2,) = torch.autograd.grad(ref.sum(), W)
     assert torch.allclose(g1, g2, atol=1e-8)
+
+
+def test_solve_lyapunov_batches_and_solves_each_distinct_rhs_once(monkeypatch):
+    import scipy.linalg
+
+    from causalpert.core.linalg import solve_lyapunov
+
+    g = torch.Generator().manual_seed(0)
+    W = -2 * torch.eye(5) + 0.3 * torch.randn(5, 5, generator=g)
+    Q1, Q2 = torch.diag(torch.rand(5, generator=g) + 0.1), torch.eye(5)
+    Q = torch.stack([Q1, Q2, Q1, Q2, Q1])
+    calls = []
+    real = scipy.linalg.solve_continuous_lyapunov
+    monkeypatch.setattr(scipy.linalg, "solve_continuous_lyapunov",
+                        lambda a, q: calls.append(1) or real(a, q))
+    P = solve_lyapunov(W, Q)
+    assert len(calls) == 2 and P.shape == Q.shape
+    for k in range(5):  # W P + P Wᵀ + Q = 0 for every member of the batch
+        residual = W.double() @ P[k].double() + P[k].double() @ W.double().T + Q[k].double()
+        assert residual.abs().max() < 1e-5
+    assert torch.equal(P[0], P[2]) and torch.equal(P[1], P[3])

@@ -22,11 +22,13 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{os.urandom(4).hex()}.{path.name}")
 
 
-def _new_file(path: Path) -> Path:
+def _claim(path: Path, make) -> Path:
+    """A fresh temporary name next to ``path``, created by ``make(tmp)`` (which must fail with
+    FileExistsError if the name is taken)."""
     for _ in range(100):
         tmp = _temp_name(path)
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            make(tmp)
             return tmp
         except FileExistsError:
             continue
@@ -39,7 +41,8 @@ def atomic_path(path) -> Iterator[Path]:
     (``AnnData.write_h5ad``, ``safetensors.save_file``); renamed to ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_file(path)
+    tmp = _claim(path, lambda t: os.close(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                                 0o666)))
     try:
         yield tmp
         os.replace(tmp, path)
@@ -65,13 +68,7 @@ def atomic_dir(path) -> Iterator[Path]:
     existing directory is removed first, so that one step is not atomic)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = _temp_name(path)
-        try:
-            tmp.mkdir(0o777)
-            break
-        except FileExistsError:
-            continue
+    tmp = _claim(path, lambda t: t.mkdir(0o777))
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():

@@ -278,8 +278,6 @@ def _run_job(job) -> list[dict]:
                        **source)
     except (FitDivergedError, UnstableDriftError, SimulationDivergedError,
             PeerFailedError) as err:
-        import sys
-
         print(f"{method} seed {seed} failed: {type(err).__name__}: {err}", file=sys.stderr)
         name = f"{protocol}-{sim}" if protocol in SYNTHETIC_PROTOCOLS else protocol
         return [{"protocol": name, "method": method, "seed": seed, "split": "train",

@@ -113,7 +113,8 @@ def _describe(path: Path) -> str:
     """What a file that is not AnnData looks like: a directory, empty, text or binary."""
     if path.is_dir():
         return "a directory"
-    head = path.read_bytes()[:40] if path.stat().st_size else b""
+    with open(path, "rb") as fh:  # its first bytes only: the file may be GBs
+        head = fh.read(40)
     if not head:
         return "an empty file"
     try:

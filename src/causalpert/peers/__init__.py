@@ -103,21 +103,27 @@ def venv_dir(name: str, home: Path | None = None) -> Path:
     return (home or peers_home()) / name
 
 
+def _state(name: str, home: Path | None = None) -> str:
+    """``ready``, ``not installed`` or ``stale`` (its venv was installed from other pins)."""
+    if not get_peer(name).needs_venv:
+        return "ready"
+    stamp = venv_dir(name, home) / ".causalpert-installed"
+    if not stamp.exists():
+        return "not installed"
+    return "ready" if stamp.read_text().strip() == _stamp(name) else "stale"
+
+
 def python_of(name: str, home: Path | None = None) -> Path:
     """The interpreter that runs a peer; one-line error if its venv is not installed (or was
     installed from other pins)."""
-    peer = get_peer(name)
-    if not peer.needs_venv:
-        return Path(sys.executable)
-    root = venv_dir(name, home)
-    stamp = root / ".causalpert-installed"
-    if not stamp.exists():
+    state, root = _state(name, home), venv_dir(name, home)
+    if state == "not installed":
         raise PeerNotInstalledError(f"peer {name!r} is not installed (looked in {root}): run "
                                     f"`causalpert peers install {name}`")
-    if stamp.read_text().strip() != _stamp(name):
+    if state == "stale":
         raise PeerNotInstalledError(f"peer {name!r} in {root} was installed from other pins: "
                                     f"run `causalpert peers install {name}` again")
-    return root / "bin" / "python"
+    return root / "bin" / "python" if get_peer(name).needs_venv else Path(sys.executable)
 
 
 def install(name: str, *, home: Path | None = None, force: bool = False, log=print) -> dict:
@@ -132,13 +138,11 @@ def install(name: str, *, home: Path | None = None, force: bool = False, log=pri
     if not peer.needs_venv:
         return {"seconds": 0.0, "megabytes": 0.0, "path": sys.executable, "fresh": False}
     root = venv_dir(name, home)
-    if not force:
+    if not force and _state(name, home) == "ready":
         try:
-            python_of(name, home)
-            info = json.loads((root / "install.json").read_text())
-            return {**info, "fresh": False}
-        except (PeerNotInstalledError, OSError, ValueError):
-            pass
+            return {**json.loads((root / "install.json").read_text()), "fresh": False}
+        except (OSError, ValueError):
+            pass  # no record of the install: redo it
     t0 = time.perf_counter()
     if root.exists():
         shutil.rmtree(root)
@@ -167,16 +171,14 @@ def install(name: str, *, home: Path | None = None, force: bool = False, log=pri
 
 
 def status(home: Path | None = None) -> list[dict]:
-    """Per peer: ``ready``, ``not installed`` or ``stale`` (installed from other pins)."""
+    """Per peer: ``ready``, ``not installed`` or ``stale: reinstall`` (other pins)."""
     out = []
     for name, peer in PEERS.items():
-        try:
-            state, python = "ready", str(python_of(name, home))
-        except PeerNotInstalledError as err:
-            state = "stale: reinstall" if "other pins" in str(err) else "not installed"
-            python = None
-        out.append({"peer": name, "description": peer.description, "status": state,
-                    "python": python, "path": str(venv_dir(name, home))})
+        state = _state(name, home)
+        out.append({"peer": name, "description": peer.description,
+                    "status": "stale: reinstall" if state == "stale" else state,
+                    "python": str(python_of(name, home)) if state == "ready" else None,
+                    "path": str(venv_dir(name, home))})
     return out
 
 
@@ -187,7 +189,8 @@ def run(name: str, command: str, workdir: Path, *args: str, home: Path | None = 
     Output goes to ``WORKDIR/<command>.log``; a failure raises ``PeerFailedError`` naming it."""
     python = python_of(name, home)
     workdir = Path(workdir)
-    log = workdir / f"{command}.log"
+    log, timing_file = workdir / f"{command}.log", workdir / f"{command}.json"
+    timing_file.unlink(missing_ok=True)  # never report an earlier run's seconds
     t0 = time.perf_counter()
     env = {**os.environ, "PYTHONNOUSERSITE": "1"}
     env.pop("PYTHONPATH", None)  # the peer sees its own venv only
@@ -204,7 +207,6 @@ def run(name: str, command: str, workdir: Path, *args: str, home: Path | None = 
         last = lines[-1] if lines else "(no output)"
         raise PeerFailedError(f"peer {name!r} {command} failed (exit {done.returncode}): "
                               f"{last}; log: {log}")
-    timing_file = workdir / f"{command}.json"
     timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
     timing["wall_seconds"] = time.perf_counter() - t0
     return timing

@@ -144,6 +144,13 @@ class PerturbationModel:
         self._fit(contexts.with_features(F), adata=adata, progress=progress)
         return self
 
+    def _require_perturbed(self, n: int) -> None:
+        """Every model but ``control`` learns from perturbed cells: one error if ``n`` (the
+        perturbed contexts, or perturbations) is 0."""
+        if n == 0:
+            raise ValueError(f"no perturbed cells: the {self.name} model learns from "
+                             "perturbations; add cells of at least one besides control")
+
     def _fit(self, contexts: Contexts, *, adata: ad.AnnData, progress: bool | None) -> None:
         """Fit on ``contexts``, which ``fit`` made for this call only: a model may overwrite
         their cells (e.g. standardise in place) to save a copy of X."""

@@ -184,9 +184,7 @@ class GIM(PerturbationModel):
             self.mu0_, self.s0_ = torch.zeros(contexts.n_genes), torch.ones(contexts.n_genes)
             z = contexts
         pert = torch.tensor([k for k in range(z.n_contexts) if k != z.control])
-        if len(pert) == 0:
-            raise ValueError("no perturbed cells: GIM learns from perturbations; add cells of at "
-                             "least one besides control")
+        self._require_perturbed(len(pert))
         F = z.features
         self.f_mean_ = F[pert].mean(0)
         sd = F[pert].std(0) if len(pert) > 1 else torch.ones(F.shape[1])  # one: no spread

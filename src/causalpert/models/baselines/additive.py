@@ -48,9 +48,7 @@ class AdditiveBaseline(PerturbationModel):
 
     def _fit(self, contexts: Contexts, *, adata: ad.AnnData, progress: bool | None) -> None:
         pert = [k for k in range(contexts.n_contexts) if k != contexts.control]
-        if not pert:
-            raise ValueError("no perturbed cells: the additive baseline learns from "
-                             "perturbations; add cells of at least one besides control")
+        self._require_perturbed(len(pert))
         mu0, s0 = contexts.control_moments()
         F = contexts.features[pert].double().numpy()
         doses = contexts.doses[pert].double().numpy()

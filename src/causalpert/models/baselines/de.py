@@ -51,9 +51,7 @@ class DEBaseline(PerturbationModel):
                 continue
             score = standardized_shift(contexts.cells(k), x0)
             best[name] = score if name not in best else torch.maximum(best[name], score)
-        if not best:
-            raise ValueError("no perturbed cells: the de baseline learns from "
-                             "perturbations; add cells of at least one besides control")
+        self._require_perturbed(len(best))
         self.perturbations_ = list(best)
         self.scores_ = torch.stack([best[p] for p in self.perturbations_])
 

@@ -36,9 +36,7 @@ class MeanShiftBaseline(PerturbationModel):
         for k, p in enumerate(contexts.perturbations):
             if k != contexts.control:
                 shifts.setdefault(p, []).append(means[k] - mu0)
-        if not shifts:
-            raise ValueError("no perturbed cells: the mean-shift baseline learns from "
-                             "perturbations; add cells of at least one besides control")
+        self._require_perturbed(len(shifts))
         self.shift_ = torch.stack([torch.stack(v).mean(0) for v in shifts.values()]).mean(0)
 
     def _predict(self, F, doses, n_cells, mode, generator) -> torch.Tensor:

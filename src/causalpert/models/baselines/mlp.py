@@ -113,9 +113,7 @@ class MLPBaseline(PerturbationModel):
     def _fit(self, contexts: Contexts, *, adata: ad.AnnData, progress: bool | None) -> None:
         o = self.options
         pert = torch.tensor([k for k in range(contexts.n_contexts) if k != contexts.control])
-        if len(pert) == 0:
-            raise ValueError("no perturbed cells: the mlp baseline learns from "
-                             "perturbations; add cells of at least one besides control")
+        self._require_perturbed(len(pert))
         self.mu0_, self.s0_ = contexts.control_moments()
         inputs = torch.cat([contexts.features, contexts.doses[:, None]], 1).float()
         self.in_mean_ = inputs[pert].mean(0)

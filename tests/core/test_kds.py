@@ -126,3 +126,25 @@ def test_shift_gain_is_the_exact_drop_at_the_best_single_gene_shift(estimator):
             assert (off > at).all()
     with pytest.raises(ValueError, match="pairwise estimator"):
         kds_shift_gain(x, f, s2, bandwidth=h, estimator="linear")
+
+
+@pytest.mark.parametrize("estimator", ["u", "v"])
+def test_pooled_shift_gain_is_the_drop_of_the_blocks_mean_kds(estimator):
+    """pooled=True: one shift δ e_j shared by K blocks of one sample; at the pooled δ*_j the
+    blocks' mean KDS equals its value at δ = 0 minus R_j, and no other δ does better."""
+    g = torch.Generator().manual_seed(5)
+    K, n, d, h = 3, 30, 4, 1.3
+    x = torch.randn(K, n, d, generator=g, dtype=torch.float64)
+    f = -x + 0.6
+    s2 = torch.full((K, d), 0.9, dtype=torch.float64)
+    gain, best = kds_shift_gain(x, f, s2, bandwidth=h, estimator=estimator, pooled=True)
+    assert gain.shape == best.shape == (1, d)
+    k0 = kds(x, f, s2, bandwidth=h, estimator=estimator).mean()
+    for j in range(d):
+        e = torch.zeros(d, dtype=torch.float64)
+        e[j] = 1.0
+        at = kds(x, f + best[0, j] * e, s2, bandwidth=h, estimator=estimator).mean()
+        torch.testing.assert_close(at, k0 - gain[0, j], rtol=1e-9, atol=1e-12)
+        for step in (-0.2, 0.2):
+            off = kds(x, f + (best[0, j] + step) * e, s2, bandwidth=h, estimator=estimator)
+            assert off.mean() > at

@@ -112,3 +112,20 @@ def test_prior_can_be_switched_off_and_is_saved(setup, tmp_path):
     assert blind.genetic_ is None
     with pytest.raises(ValueError, match="no training perturbation had a modelled intended"):
         blind.predict([held])
+
+
+def test_knockout_size_rule_is_not_set_by_one_outlying_knockout():
+    """Seven knockouts take 15 % of the way to zero, one (a gene in a feedback loop) 90 %:
+    the rule is ``toward_zero`` with ρ = 0.15 exactly (the median), where a least-squares ρ
+    would be pulled to ≈ 0.5 by the outlier's large z."""
+    from causalpert.models.gim import knockout_size_rule
+
+    z = np.array([-1.8, -2.0, -1.7, -1.2, -1.3, -1.7, -1.3, -5.0])
+    e = 0.15 * z
+    e[-1] = 0.9 * z[-1]
+    rule = knockout_size_rule(np.arange(8), e, z)
+    assert rule["rule"] == "toward_zero"
+    assert rule["toward_zero"] == pytest.approx(0.15)
+    assert (e * z).sum() / (z**2).sum() > 0.5  # what the mean-squares fit would have said
+    constant = knockout_size_rule(np.arange(8), np.full(8, -0.4), z)
+    assert constant["rule"] == "constant" and constant["constant"] == pytest.approx(-0.4)

@@ -51,9 +51,10 @@ class FitConfig:
             penalty (and without the L1 on a linear graph), as in a relaxed lasso; 0: off.
         device: where GIM trains (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); cells move
             there per minibatch, the fitted model comes back to the CPU.
-        evidence_cells: cells of each training perturbation's top-dose context used for its
-            target evidence after the fit (``GIM.target_evidence``; ≈ 0.2 s per perturbation
-            at d = 1,000 and 512 cells); 0 skips it and ``target_scores`` falls back to π.
+        evidence_cells: block size for the target evidence after the fit
+            (``GIM.target_evidence``): all cells of each training perturbation's top-dose
+            context count, in disjoint blocks of ≤ this many (≈ 0.2 s per block at d = 1,000
+            and 512 cells); 0 skips it and ``target_scores`` falls back to π.
         refit_graph_l1: keep the graph's L1 in the refit of a *linear* model too (the MLP model
             always keeps it). Off by default: on paper-synthetic it costs id edist 0.11 → 0.36
             and graph AUPRC 0.91 → 0.81; on Sachs it raises graph AUPRC 0.36 → 0.42 (README).

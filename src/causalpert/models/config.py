@@ -43,7 +43,8 @@ class FitConfig:
             trained end to end through the KDS).
         moment_weight: weight of the mean-matching term mean_k ‖μ_k(θ, E[s_k]) − x̄_k‖² / d
             with the exact stationary mean μ_k = −W⁻¹(b + π ⊙ u) (linear model only; KDS
-            constrains slow modes of the mean only weakly).
+            constrains slow modes of the mean only weakly), in stage 1 and in the refit (there
+            with the frozen targets m ⊙ u). 10 is the ``gim-moments`` benchmark method.
         lambda_shift: L1 weight on free per-context shifts, mean_k Σ_j |u_kj| / d
             (``fit_causal``; the free-causal baseline).
         refit_steps: steps of the refit stage of variant A (``GIM._refit``): targets frozen

@@ -420,6 +420,8 @@ class GIM(PerturbationModel):
         stability = _StabilityPenalty(z.n_genes, cfg.stability_margin)
         masks = {}
         origin = self._activity_origin().to(dev)
+        moments = self.causal == "linear" and cfg.moment_weight > 0
+        means = z.means().to(dev) if moments else None
 
         def loss_fn(step: int) -> dict[str, torch.Tensor]:
             k_ctrl, s2, idx, x = self._minibatch(z, pert, g, dev)
@@ -430,6 +432,10 @@ class GIM(PerturbationModel):
             terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert,
                      "sparsity": drift.sparsity()}
             loss = cfg.control_weight * k_ctrl + k_pert + lambda_graph * terms["sparsity"]
+            if moments:  # the same mean-matching term as stage 1, on the frozen targets
+                rows = torch.cat([torch.tensor([z.control], device=dev), idx])
+                terms["moments"] = _moment_term(drift, masks["M"][pidx[idx]] * u, means[rows])
+                loss = loss + cfg.moment_weight * terms["moments"]
             if self.causal == "linear" and cfg.stability_weight > 0:
                 terms["stability"] = stability(drift) + _intervened_stability(
                     drift, iv, cfg.stability_margin)

@@ -48,21 +48,51 @@ def test_batched_leading_eigenvalues_match_autograd_through_eigvals():
 
 
 def test_solve_lyapunov_batches_and_solves_each_distinct_rhs_once(monkeypatch):
-    import scipy.linalg
-
     from causalpert.core.linalg import solve_lyapunov
 
     g = torch.Generator().manual_seed(0)
     W = -2 * torch.eye(5) + 0.3 * torch.randn(5, 5, generator=g)
     Q1, Q2 = torch.diag(torch.rand(5, generator=g) + 0.1), torch.eye(5)
     Q = torch.stack([Q1, Q2, Q1, Q2, Q1])
+    from causalpert.core.linalg import LyapunovSolver
+
     calls = []
-    real = scipy.linalg.solve_continuous_lyapunov
-    monkeypatch.setattr(scipy.linalg, "solve_continuous_lyapunov",
-                        lambda a, q: calls.append(1) or real(a, q))
+    real = LyapunovSolver.solve_numpy
+    monkeypatch.setattr(LyapunovSolver, "solve_numpy",
+                        lambda self, q: calls.append(1) or real(self, q))
     P = solve_lyapunov(W, Q)
     assert len(calls) == 2 and P.shape == Q.shape
     for k in range(5):  # W P + P Wᵀ + Q = 0 for every member of the batch
         residual = W.double() @ P[k].double() + P[k].double() @ W.double().T + Q[k].double()
         assert residual.abs().max() < 1e-5
     assert torch.equal(P[0], P[2]) and torch.equal(P[1], P[3])
+
+
+def _defective(d: int, seed: int) -> torch.Tensor:
+    """W = −I + A with A nilpotent (an acyclic graph, rows and columns permuted): the
+    eigenvalue −1 is repeated d times with a non-trivial Jordan structure."""
+    g = torch.Generator().manual_seed(seed)
+    A = torch.tril(torch.randn(d, d, generator=g, dtype=torch.float64) * 0.2, -1)
+    perm = torch.randperm(d, generator=g)
+    return A[perm][:, perm] - torch.eye(d, dtype=torch.float64)
+
+
+def test_cached_schur_lyapunov_matches_scipy_on_stable_and_defective_drifts():
+    import numpy as np
+    import scipy.linalg
+
+    from causalpert.core.linalg import LyapunovSolver
+
+    # d = 150 with blocks of 8 and 64: many recursive splits, 2×2 blocks of complex pairs kept
+    for i, W in enumerate((_random_stable(150, 0) * 1.5, _defective(150, 1))):
+        g = torch.Generator().manual_seed(2)
+        Q = torch.diag(torch.rand(150, generator=g, dtype=torch.float64) + 0.1)
+        ref = scipy.linalg.solve_continuous_lyapunov(W.numpy(), -Q.numpy())
+        for block in (8, 64):
+            solver = LyapunovSolver(W, block=block)
+            P = solver(Q).numpy()
+            assert np.abs(P - ref).max() < 1e-10 * np.abs(ref).max()
+            residual = W.numpy() @ P + P @ W.numpy().T + Q.numpy()
+            assert np.abs(residual).max() < 1e-12 * np.abs(P).max()
+        if i == 0:  # the random W has complex pairs: splits must step around their 2×2 blocks
+            assert (np.abs(np.diag(solver.T, -1)) > 0).sum() > 10

@@ -96,3 +96,51 @@ def test_cached_schur_lyapunov_matches_scipy_on_stable_and_defective_drifts():
             assert np.abs(residual).max() < 1e-12 * np.abs(P).max()
         if i == 0:  # the random W has complex pairs: splits must step around their 2×2 blocks
             assert (np.abs(np.diag(solver.T, -1)) > 0).sum() > 10
+
+
+def test_leading_vectors_by_inverse_iteration_match_full_eig():
+    from causalpert.core.linalg import _leading_vectors, _leading_vectors_eig
+
+    for seed in range(3):
+        W = _random_stable(60, seed) * 1.8
+        x, y = _leading_vectors(W[None])
+        xe, ye = _leading_vectors_eig(W[None], "cpu")
+        lam = torch.linalg.eigvals(W).real.max().item()
+        Wc = W.to(x.dtype)
+        for v, M in ((x[0], Wc), (y[0], Wc.T)):  # eigenvectors of the leading eigenvalue
+            rq = (v.conj() @ M @ v) / (v.conj() @ v)
+            assert abs(rq.real - lam) < 1e-9 and (M @ v - rq * v).abs().max() < 1e-8
+        # the same gradient G = Re(y xᵀ / yᵀx) (eigenvector scale and phase cancel)
+        G = (y[0][:, None] * x[0][None] / (y[0] @ x[0])).real
+        Ge = (ye[0][:, None] * xe[0][None] / (ye[0] @ xe[0])).real
+        if abs(torch.linalg.eigvals(W).real.sort().values[-3].item() - lam) > 1e-6:
+            torch.testing.assert_close(G, Ge, atol=1e-8, rtol=1e-8)
+
+
+def test_stability_penalty_value_and_gradient_at_a_refresh():
+    """relu(λ + margin)² with the exact λ and its gradient through eigvals (refresh step);
+    between refreshes its λ is ⟨G, W⟩, the first-order expansion from the last refresh."""
+    from causalpert.core import LinearDrift
+    from causalpert.models.gim import _StabilityPenalty
+
+    drift = LinearDrift(40).double()
+    with torch.no_grad():
+        drift.w_off.copy_((_random_stable(40, 4) * 2.5 + 2.5 * torch.eye(40, dtype=torch.float64))
+                          * (1 - torch.eye(40, dtype=torch.float64)))
+    pen = _StabilityPenalty(40, 0.05)
+    assert pen.leading.refresh_every == 2
+    value = pen(drift)
+    lam = torch.linalg.eigvals(drift.W).real.max()
+    assert lam > -0.05  # the penalty is active
+    ref = torch.relu(lam + 0.05) ** 2
+    assert abs(value.item() - ref.item()) < 1e-10
+    (g,) = torch.autograd.grad(value, drift.w_off)
+    w = drift.w_off.detach().clone().requires_grad_(True)
+    W = w * drift.mask - torch.eye(40, dtype=torch.float64)
+    (g_ref,) = torch.autograd.grad(torch.relu(torch.linalg.eigvals(W).real.max() + 0.05) ** 2, w)
+    torch.testing.assert_close(g, g_ref, atol=1e-8, rtol=1e-8)
+    with torch.no_grad():  # second call, no refresh: the linear expansion ⟨G, W⟩
+        drift.w_off.add_(1e-3)
+    lam_lin = (pen.leading.G * drift.W).sum()
+    assert abs(pen(drift).item() - torch.relu(lam_lin + 0.05).item() ** 2) < 1e-12
+    assert pen.leading.calls == 2

@@ -96,12 +96,12 @@ def _device(name: str) -> torch.device:
 
 class _StabilityPenalty:
     """relu(max Re eig(W) + margin)² — keeps the linear drift Hurwitz with a margin. The
-    eigenvalue is exact every step for d ≤ 20 and refreshed every min(d / 20, 50) steps above
+    eigenvalue is exact every step for d ≤ 20 and refreshed every d / 20 steps above
     (``core.LeadingEigenvalue``); between refreshes λ ≈ ⟨G, W⟩ = ⟨G ⊙ mask, w_off⟩ − tr G,
     one O(d²) product on the free weights (W itself is not formed)."""
 
     def __init__(self, d: int, margin: float):
-        self.leading = LeadingEigenvalue(refresh_every=max(1, min(d // 20, 50)))
+        self.leading = LeadingEigenvalue(refresh_every=max(1, d // 20))
         self.margin = margin
         self._Gm: torch.Tensor | None = None
 

@@ -39,7 +39,7 @@ from common import Config, Section, best_of, default_dtype, fmt_s, fmt_x, log
 from reference import bench_reference_task
 from screens import bench_screen_fits
 from sweeps import bench_ray_matches_local
-from training import bench_fit_scaling, bench_gim_speed
+from training import bench_fit_scaling, bench_gim_full_fit, bench_gim_speed
 
 # piped output (CI logs, `make bench | tee`) gets a table wide enough to stay readable
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -258,6 +258,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "kds_closed_vs_autodiff": bench_kds,
     "gim_speed": bench_gim_speed,
     "fit_scaling": bench_fit_scaling,
+    "gim_full_fit": bench_gim_full_fit,
     "reference_task": bench_reference_task,
     "ray_matches_local": bench_ray_matches_local,
     "screen_fits": bench_screen_fits,

@@ -403,6 +403,64 @@ def bench_fit_scaling(cfg: Config) -> Section:
     return s
 
 
+# ---------------------------------------------------------------------------------------------
+# full default GIM fits (all stages) at d = 1,000 and 2,000, one subprocess each
+
+
+FULL_FIT_N = 100_000
+
+
+def _full_fit_child(n: int, d: int) -> dict:
+    """``bench/full_fit.py`` in its own process: its peak RSS is its own (VmHWM)."""
+    cmd = [sys.executable, str(Path(__file__).with_name("full_fit.py")), "--n", str(n),
+           "--d", str(d)]
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_gim_full_fit(cfg: Config) -> Section:
+    """Wall time of ``cp.GIM(causal="linear").fit`` with every default (3,000 steps, the
+    1,000 + 500-step refit, noise calibration, heads, target evidence) on 10⁵ cells."""
+    s = Section()
+    if cfg.quick:
+        s.results |= {"gim_d1000_full_fit_s": None, "gim_d2000_full_fit_s": None,
+                      "gim_d1000_stability_share": None}
+        s.notes.append("gim_full_fit (--quick): skipped (two full fits take ≈ 30 min).")
+        return s
+    per = {}
+    for d in (1000, 2000):
+        log(f"[gim_full_fit] d = {d:,}, {FULL_FIT_N:,} cells: one full default fit (subprocess)")
+        per[d] = r = _full_fit_child(FULL_FIT_N, d)
+        key = f"gim_d{d}"
+        s.results |= {
+            f"{key}_full_fit_s": r["fit_s"],
+            f"{key}_full_fit_loop_s": r["loop_s"],
+            f"{key}_full_fit_steps": r["steps"],
+            f"{key}_full_fit_step_s": r["step_s"],
+            f"{key}_full_fit_other_s": r["other_s"],
+            f"{key}_full_fit_peak_rss_gb": r["peak_rss_gb"],
+            f"{key}_full_fit_max_real_eig": r["max_real_eigenvalue"],
+            f"{key}_full_fit_stability_scale": r["stability_scale"],
+            f"{key}_stability_share": r["stability_share"],
+            f"{key}_stability_refreshes": r["stability_refreshes"],
+        }
+        s.rows.append((f"full default fit, d = {d:,}, {r['n_cells']:,} cells", fmt_s(r["fit_s"]),
+                       f"{r['steps']:,} steps × {fmt_s(r['step_s'])} + {fmt_s(r['other_s'])} "
+                       f"setup, calibration, heads, evidence; peak RSS "
+                       f"{r['peak_rss_gb']:.2f} GB; max Re eig(W) "
+                       f"{r['max_real_eigenvalue']:.3f} (scale {r['stability_scale']:.3g})"))
+        s.rows.append((f"stability penalty share of the training loops, d = {d:,}",
+                       f"{r['stability_share']:.1%}",
+                       f"{r['stability_refreshes']} eigenvector refreshes, timed inside the "
+                       "loops"))
+    s.notes.append(
+        "gim_full_fit: each fit runs in its own subprocess (bench/full_fit.py) on "
+        f"fit_scaling's random screen ({FULL_FIT_N:,} cells, 50 contexts); times are wall "
+        "clock on one torch thread, not extrapolated; peak RSS is the child's own VmHWM.")
+    return s
+
+
 def main(argv: list[str] | None = None) -> int:
     global _PROTOCOL
     parser = argparse.ArgumentParser(description="fit_scaling subprocess (one size)")

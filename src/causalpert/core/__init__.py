@@ -16,6 +16,7 @@ from .kds import (
 )
 from .linalg import (
     LeadingEigenvalue,
+    LyapunovSolver,
     UnstableDriftError,
     check_stable,
     leading_eigenvalues,
@@ -39,6 +40,7 @@ __all__ = [
     "Interventions",
     "LeadingEigenvalue",
     "LinearDrift",
+    "LyapunovSolver",
     "MLPDrift",
     "SimulationDivergedError",
     "UnstableDriftError",

@@ -10,8 +10,8 @@ With k = exp(−‖r‖²/(2h²)), r = x − y, D = diag(σ²), S = Σσ_j², q 
                    + ¼ [ q² − 4 rᵀD²r/h⁶ + 2 Σσ_j⁴/h⁴ ]
 
 The pairwise estimators never build the [n, n, d] tensor of differences: every inner product of
-r is expanded into Gram matrices (six batched matmuls), so the cost is O(K n² d) time and
-O(K n²) memory. The linear estimator pairs the two halves of a batch: O(K n d).
+r is expanded into Gram matrices (three batched matmuls, ``_Grams``), so the cost is O(K n² d)
+time and O(K n²) memory. The linear estimator pairs the two halves of a batch: O(K n d).
 """
 
 from __future__ import annotations
@@ -21,34 +21,82 @@ import torch
 ESTIMATORS = ("u", "v", "linear")
 
 
-def _pair_terms(
-    xa: torch.Tensor, fa: torch.Tensor, xb: torch.Tensor, fb: torch.Tensor, D: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """Inner products of r = x_a − x_b for all pairs, from Gram matrices.
+def _grams(x: torch.Tensor, f: torch.Tensor, D: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """x xᵀ, x D xᵀ, x D² xᵀ, f fᵀ, f xᵀ, f D xᵀ [K, n, n] and Σ x², Σ D x², Σ D² x² [K, n]."""
+    xD = x * D[:, None, :]
+    x2 = x * x
+    Dc = D[:, :, None]
+    xx = x @ x.transpose(1, 2)
+    XD = xD @ torch.cat([x, xD], 1).transpose(1, 2)  # [K, n, 2n]: x D xᵀ | x D² xᵀ
+    F = f @ torch.cat([f, x, xD], 1).transpose(1, 2)  # [K, n, 3n]: f fᵀ | f xᵀ | f D xᵀ
+    n = x.shape[1]
+    return (xx, XD[..., :n], XD[..., n:], F[..., :n], F[..., n:2 * n], F[..., 2 * n:],
+            x2.sum(-1), (x2 @ Dc)[..., 0], (x2 @ (Dc * Dc))[..., 0])
 
-    Shapes: x, f [K, n, d] (a) and [K, m, d] (b); D [K, d]. Returns tensors [K, n, m].
+
+class _Grams(torch.autograd.Function):
+    """``_grams`` with a hand-written backward for cells x that need no gradient (training:
+    data), O(K n² d) in 6 n²d-sized products instead of autograd's ~14:
+
+        ∂/∂f = [G_ff + G_ffᵀ | G_fx | G_fDx] [f; x; x D]
+        ∂/∂D = Σ_a x_a ⊙ ([M₁ | G_fDxᵀ] [x; f])_a + 2 Σ_a (x D)_a ⊙ (M₂ x)_a,
+
+    M₁ = G_xDx + diag(g_nD), M₂ = G_xD²x + diag(g_nD²) (a norm Σ_j w_j x_aj² is the diagonal
+    of the Gram x diag(w) xᵀ)."""
+
+    @staticmethod
+    def forward(ctx, x, f, D):
+        ctx.save_for_backward(x, f, D)
+        with torch.no_grad():
+            return _grams(x, f, D)
+
+    @staticmethod
+    def backward(ctx, g_xx, g_xDx, g_xD2x, g_ff, g_fx, g_fDx, g_na, g_nD, g_nD2):
+        x, f, D = ctx.saved_tensors
+        K, n, _ = x.shape
+        zero = x.new_zeros(K, n, n)
+        g_ff, g_fx, g_fDx, g_xDx, g_xD2x = (zero if g is None else g for g in
+                                            (g_ff, g_fx, g_fDx, g_xDx, g_xD2x))
+        xD = x * D[:, None, :]
+        grad_f = grad_D = None
+        if ctx.needs_input_grad[1]:
+            grad_f = torch.cat([g_ff + g_ff.transpose(1, 2), g_fx, g_fDx], 2) @ torch.cat(
+                [f, x, xD], 1)
+        if ctx.needs_input_grad[2]:
+            M1, M2 = g_xDx, g_xD2x
+            if g_nD is not None:
+                M1 = M1 + torch.diag_embed(g_nD)
+            if g_nD2 is not None:
+                M2 = M2 + torch.diag_embed(g_nD2)
+            A = torch.cat([M1, g_fDx.transpose(1, 2)], 2) @ torch.cat([x, f], 1)
+            grad_D = (x * A).sum(1) + 2 * (xD * (M2 @ x)).sum(1)
+        return None, grad_f, grad_D
+
+
+def _pair_terms(x: torch.Tensor, f: torch.Tensor, D: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Inner products of r = x_a − x_b for all pairs of one set of cells, from Gram matrices.
+
+    Shapes: x, f [K, n, d]; D [K, d]. Returns tensors [K, n, n]. The pairs are symmetric:
+    f(x_b)·r = −(f(x_a)·r)ᵀ, likewise with D, so those are transposes. The Grams come from
+    ``_Grams`` (hand-written backward) unless x itself needs a gradient.
     """
-    D1 = D[:, None, :]
+    grams = _grams(x, f, D) if x.requires_grad else _Grams.apply(x, f, D)
+    xx, xDx, xD2x, ff, fx, fDx, na, nD, nD2 = grams
 
-    def sq_dist(w):  # Σ_j w_j (x_aj − x_bj)²
-        na = (xa * xa * w).sum(-1)
-        nb = (xb * xb * w).sum(-1)
-        return na[:, :, None] + nb[:, None, :] - 2 * (xa * w) @ xb.transpose(1, 2)
+    def sq_dist(norms, gram):  # Σ_j w_j (x_aj − x_bj)²
+        return (norms[:, :, None] + norms[:, None, :] - 2 * gram).clamp_min(0)
 
-    ones = torch.ones_like(D1)
-    fxa = (fa * xa).sum(-1)  # f_a·x_a
-    fxb = (fb * xb).sum(-1)
-    fDxa = (fa * xa * D1).sum(-1)
-    fDxb = (fb * xb * D1).sum(-1)
+    fx_r = torch.diagonal(fx, dim1=1, dim2=2)[:, :, None] - fx  # f(x_a)·r
+    fxDr = torch.diagonal(fDx, dim1=1, dim2=2)[:, :, None] - fDx  # f(x_a)ᵀ D r
     return {
-        "rr": sq_dist(ones).clamp_min(0),
-        "rDr": sq_dist(D1).clamp_min(0),
-        "rD2r": sq_dist(D1 * D1).clamp_min(0),
-        "ff": fa @ fb.transpose(1, 2),
-        "fx_r": fxa[:, :, None] - fa @ xb.transpose(1, 2),  # f(x_a)·r
-        "fy_r": xa @ fb.transpose(1, 2) - fxb[:, None, :],  # f(x_b)·r
-        "fxDr": fDxa[:, :, None] - (fa * D1) @ xb.transpose(1, 2),  # f(x_a)ᵀ D r
-        "fyDr": (xa * D1) @ fb.transpose(1, 2) - fDxb[:, None, :],  # f(x_b)ᵀ D r
+        "rr": sq_dist(na, xx),
+        "rDr": sq_dist(nD, xDx),
+        "rD2r": sq_dist(nD2, xD2x),
+        "ff": ff,
+        "fx_r": fx_r,
+        "fy_r": -fx_r.transpose(1, 2),  # f(x_b)·r
+        "fxDr": fxDr,
+        "fyDr": -fxDr.transpose(1, 2),  # f(x_b)ᵀ D r
     }
 
 
@@ -170,7 +218,7 @@ def kds_bernoulli(
             curv = (k * (1 / h2 - r * r / h2**2)).mean(1)  # [K, d]
             out = out + (shift_var * curv).sum(-1)
         return out
-    t = _pair_terms(x, f, x, f, sigma2)
+    t = _pair_terms(x, f, sigma2)
     out = _pair_mean(_stein_kernel(t, sigma2, bandwidth), estimator)
     if shift_var is not None:
         out = out + (shift_var * _shift_curvature(x, t["rr"], h2, estimator)).sum(-1)

@@ -37,7 +37,7 @@ METHODS: dict[str, tuple[str, dict]] = {
     "gim-joint-mlphead": ("gim", {"variant": "joint", "head": "mlp"}),
     "gim-vstat": ("gim", {"estimator": "v"}),
     # V-statistic + the exact-mean term at weight 10 in both stages: chosen on Norman 2019's
-    # id split among 1, 10, 100 (bench/moment_weight.py), never on its test pairs
+    # id split among 1, 10, 100 (bench/select_by_id.py), never on its test pairs
     "gim-moments": ("gim", {"estimator": "v", "moment_weight": 10.0}),
     "gim-norefit": ("gim", {"refit_steps": 0}),
     "gim-refit-l1": ("gim", {"refit_graph_l1": True}),

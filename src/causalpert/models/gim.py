@@ -107,7 +107,7 @@ class _StabilityPenalty:
 
     def __call__(self, drift) -> torch.Tensor:
         lead = self.leading
-        if lead.due() or self._Gm is None:
+        if lead.due():  # G and the cached G ⊙ mask are set together
             lead.refresh(drift.W)
             self._Gm, self._trace = lead.G * drift.mask, float(lead.G.diagonal().sum())
         lead.calls += 1
@@ -115,11 +115,14 @@ class _StabilityPenalty:
         return torch.relu(lam + self.margin) ** 2
 
 
-def _moment_term(drift, shift: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _moment_term(drift, shift: torch.Tensor, means: torch.Tensor, control: int,
+                 idx: torch.Tensor) -> torch.Tensor:
     """mean_k ‖μ_k − x̄_k‖² / d with the exact stationary means μ_k = −W⁻¹(b + s_k) of the
-    control (s = 0, first row of ``target``) and the shifted contexts ``shift`` [B, d]."""
+    control (s = 0) and the contexts ``idx`` [B] with expected shifts ``shift`` [B, d];
+    ``means`` [contexts, d] holds every context's x̄."""
     d = shift.shape[1]
     shift = torch.cat([shift.new_zeros(1, d), shift])
+    target = means[torch.cat([idx.new_tensor([control]), idx])]
     mu = -torch.linalg.solve(drift.W, (drift.b + shift).T).T
     return ((mu - target) ** 2).sum(-1).mean() / d
 
@@ -255,7 +258,6 @@ class GIM(PerturbationModel):
         h = self.bandwidth_ = resolve_bandwidth(z, cfg)
         g = torch.Generator().manual_seed(self.seed)
         B = min(cfg.batch_contexts, len(pert))
-        ctrl_idx = torch.tensor([z.control])
         drift, net = self.drift, self.net
         d = z.n_genes
 
@@ -286,8 +288,7 @@ class GIM(PerturbationModel):
             loss = (cfg.control_weight * k_ctrl + terms["kds_perturbed"]
                     + cfg.lambda_graph * terms["sparsity"] + cfg.lambda_targets * terms["targets"])
             if self.causal == "linear" and cfg.moment_weight > 0:
-                rows = torch.cat([ctrl_idx.to(dev), idx])
-                terms["moments"] = _moment_term(drift, pi * u, means[rows])
+                terms["moments"] = _moment_term(drift, pi * u, means, z.control, idx)
                 loss = loss + cfg.moment_weight * terms["moments"]
             if self.causal == "linear" and cfg.stability_weight > 0:
                 terms["stability"] = stability(drift) + _intervened_stability(
@@ -441,8 +442,8 @@ class GIM(PerturbationModel):
                      "sparsity": drift.sparsity()}
             loss = cfg.control_weight * k_ctrl + k_pert + lambda_graph * terms["sparsity"]
             if moments:  # the same mean-matching term as stage 1, on the frozen targets
-                rows = torch.cat([torch.tensor([z.control], device=dev), idx])
-                terms["moments"] = _moment_term(drift, masks["M"][pidx[idx]] * u, means[rows])
+                terms["moments"] = _moment_term(drift, masks["M"][pidx[idx]] * u, means,
+                                                z.control, idx)
                 loss = loss + cfg.moment_weight * terms["moments"]
             if self.causal == "linear" and cfg.stability_weight > 0:
                 terms["stability"] = stability(drift) + _intervened_stability(

@@ -144,7 +144,8 @@ def knockout_size_rule(P: np.ndarray, e: np.ndarray, z: np.ndarray) -> dict:
     ``constant`` ê_j = median e and ``toward_zero`` ê_j = ρ z_j with ρ = median e / z (a
     knockout takes a fixed share of the way to no expression). Medians and absolute error,
     not means and squares: a handful of knockouts set the size, and one whose own gene also
-    falls through feedback (STAT1 on Papalexi 2021, e ≈ −3.5 sd against ≈ −0.5 for most)
+    falls through feedback (STAT1 on Papalexi 2021: −3.5 sd against −0.3 to −0.6 for most,
+    bench/knockout_sizes.py)
     must not set it for all."""
 
     def fit(mask):

@@ -41,6 +41,8 @@ METHODS: dict[str, tuple[str, dict]] = {
     "gim-moments": ("gim", {"estimator": "v", "moment_weight": 10.0}),
     "gim-norefit": ("gim", {"refit_steps": 0}),
     "gim-refit-l1": ("gim", {"refit_graph_l1": True}),
+    # the refit frees every edge (refit_support = 0): the default before issue 14's fix
+    "gim-refit-all": ("gim", {"refit_support": 0.0}),
     "gim-uncalibrated": ("gim", {"calibrated_targets": False}),
     "gim-activity": ("gim", {"activity": True}),
     "gim-gaussian": ("gim", {"sampler": "gaussian"}),

@@ -50,6 +50,14 @@ class FitConfig:
         refit_steps: steps of the refit stage of variant A (``GIM._refit``): targets frozen
             at m = 1[π > 0.5], drift and Hill parameters re-estimated without the target
             penalty (and without the L1 on a linear graph), as in a relaxed lasso; 0: off.
+        refit_support: a linear graph's refit drops the L1 only on the edges whose stage-1
+            |weight| is ≥ this (control-sd units); the others keep stage 1's edge L1, so they
+            stay near 0 unless the data pull them out. Without it the refit, which has no L1,
+            lets Adam move all d² weights by ~lr per step whatever the size of their gradient
+            (a random walk for edges with no signal): at d = 500–1,000 W fills with noise
+            weights and turns unstable (max Re eig +4 on a random screen). 0.01: an effect of
+            1 % of a sd per sd, below what ~10³ cells per context resolve (a slope's standard
+            error ≈ 1/√n ≈ 0.03). 0 frees every edge (the former refit).
         device: where GIM trains (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); cells move
             there per minibatch, the fitted model comes back to the CPU.
         evidence_cells: block size for the target evidence after the fit
@@ -112,6 +120,7 @@ class FitConfig:
     refit_steps: int = 1000
     calibrated_targets: bool = True
     refit_graph_l1: bool = False
+    refit_support: float = 0.01
     evidence_cells: int = 512
     device: str = "cpu"
     activity: bool = False
@@ -146,6 +155,8 @@ class FitConfig:
             raise ValueError(f"intended_prior must be in (0, 1), got {self.intended_prior}")
         if not 0 < self.target_prior < 1:
             raise ValueError(f"target_prior must be in (0, 1), got {self.target_prior}")
+        if self.refit_support < 0:
+            raise ValueError(f"refit_support must be ≥ 0, got {self.refit_support}")
         for name in ("steps", "batch_contexts", "cells_per_context", "control_cells"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")

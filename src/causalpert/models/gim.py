@@ -115,6 +115,12 @@ class _StabilityPenalty:
         return torch.relu(lam + self.margin) ** 2
 
 
+def _outside_support(drift, threshold: float) -> torch.Tensor:
+    """[d, d] mask of the edges whose stage-1 |w| < ``threshold`` (``FitConfig.refit_support``):
+    the refit keeps their L1, so only edges that stage 1 selected are refitted freely."""
+    return (drift.w_off.detach().abs() < threshold).to(drift.w_off.dtype) * drift.mask
+
+
 def _moment_term(drift, shift: torch.Tensor, means: torch.Tensor, control: int,
                  idx: torch.Tensor) -> torch.Tensor:
     """mean_k ‖μ_k − x̄_k‖² / d with the exact stationary means μ_k = −W⁻¹(b + s_k) of the
@@ -425,6 +431,8 @@ class GIM(PerturbationModel):
         """
         cfg, drift, net, h = self.config, self.drift, self.net, self.bandwidth_
         B = min(cfg.batch_contexts, len(pert))
+        outside = (_outside_support(drift, cfg.refit_support)
+                   if self.causal == "linear" and cfg.refit_support > 0 else None)
         keep_l1 = self.causal == "mlp" or cfg.refit_graph_l1
         lambda_graph = cfg.lambda_graph if keep_l1 else 0.0
         stability = _StabilityPenalty(z.n_genes, cfg.stability_margin)
@@ -442,6 +450,9 @@ class GIM(PerturbationModel):
             terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert,
                      "sparsity": drift.sparsity()}
             loss = cfg.control_weight * k_ctrl + k_pert + lambda_graph * terms["sparsity"]
+            if outside is not None and not keep_l1:  # stage 1's edge L1, off the support
+                terms["sparsity_outside"] = (drift.w_off * outside).abs().sum() / drift.d
+                loss = loss + cfg.lambda_graph * terms["sparsity_outside"]
             if moments:  # the same mean-matching term as stage 1, on the frozen targets
                 terms["moments"] = _moment_term(drift, masks["M"][pidx[idx]] * u, means,
                                                 z.control, idx)

@@ -150,6 +150,8 @@ def test_save_load_roundtrip(model, tmp_path):
     np.testing.assert_allclose(a.X, b.X, rtol=1e-6)
     pd.testing.assert_frame_equal(model.target_probabilities(), loaded.target_probabilities())
     pd.testing.assert_frame_equal(model.target_evidence(), loaded.target_evidence())
+    loaded.save(tmp_path / "again")  # a loaded model saves again, with its fit's diagnostics
+    assert PerturbationModel.load(tmp_path / "again").diagnostics() == model.diagnostics()
     (tmp_path / "m" / "model.safetensors").write_bytes(b"not a tensor file")
     with pytest.raises(CheckpointError, match="corrupt"):
         PerturbationModel.load(tmp_path / "m")

@@ -47,7 +47,7 @@ from .causal import (
 from .config import FitConfig
 from .gim_module import InterventionNet, LatentInterventions, hill_activity, hill_shift
 from .ridge import RidgeFit, fit_ridge_cv
-from .training import train
+from .training import History, train
 
 
 def _fit_logistic(x: torch.Tensor, y: torch.Tensor, steps: int = 200) -> tuple[float, ...]:
@@ -718,7 +718,8 @@ class GIM(PerturbationModel):
         extra = {"bandwidth": self.bandwidth_, "dose_scale": self.dose_scale_,
                  "history": self.history_.to_dict(), "seen": self.seen_, "alphas": {},
                  "calibration": list(getattr(self, "calibration_", ())),
-                 "genetic": getattr(self, "genetic_", None)}
+                 "genetic": getattr(self, "genetic_", None),
+                 "stability_scale": getattr(self, "stability_scale_", 1.0)}
         for k, r in getattr(self, "heads_", {}).items():
             tensors |= r.to_tensors(f"head.{k}")
             extra["alphas"][k] = r.alpha
@@ -738,5 +739,7 @@ class GIM(PerturbationModel):
                        for k, a in extra["alphas"].items()}
         self.calibration_ = tuple(extra["calibration"])
         self.genetic_ = extra.get("genetic")  # None: older checkpoints
+        self.history_ = History.from_dict(extra["history"])  # so a loaded model saves again
+        self.stability_scale_ = extra.get("stability_scale", 1.0)
         self.drift.eval()
         self.net.eval()

@@ -33,6 +33,12 @@ class History:
     def to_dict(self) -> dict:
         return {"step": self.step, "seconds": self.seconds, **self.terms}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> History:
+        """The inverse of ``to_dict`` (what a checkpoint stores)."""
+        terms = {k: list(v) for k, v in d.items() if k not in ("step", "seconds")}
+        return cls(step=list(d["step"]), terms=terms, seconds=float(d["seconds"]))
+
 
 def train(
     params: Iterable[torch.nn.Parameter] | list[dict],

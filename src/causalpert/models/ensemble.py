@@ -23,6 +23,8 @@ Outputs combine the members:
 
 from __future__ import annotations
 
+import copy
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -159,10 +161,14 @@ class Ensemble(PerturbationModel):
                 for i in range(o["n"])]
         run = get_executor(o["executor"])
         states = run(_fit_member, jobs, workers=o["workers"], address=o["address"])
-        self._set_members([PerturbationModel._from_checkpoint(t, m) for t, m in states])
+        self._set_members(states)
         return self
 
-    def _set_members(self, members: list[PerturbationModel]) -> None:
+    def _set_members(self, states: list[tuple[dict, dict]], path="checkpoint") -> None:
+        """Members from their checkpoints, which are kept: ``save`` writes them as they came
+        (a loaded model need not be able to save itself again — GIM drops its history)."""
+        self.member_states_ = [(dict(t), m) for t, m in states]
+        members = [PerturbationModel._from_checkpoint(dict(t), m, path) for t, m in states]
         self.members_ = members
         first = members[0]
         self.genes_, self.control_label_ = first.genes_, first.control_label_
@@ -311,10 +317,9 @@ class Ensemble(PerturbationModel):
     def _checkpoint(self) -> tuple[dict[str, torch.Tensor], dict]:
         """Every member's tensors under ``member<i>.``, their metadata in ``members``."""
         tensors, metas = {}, []
-        for i, member in enumerate(self.members_):
-            t, meta = member._checkpoint()
+        for i, (t, meta) in enumerate(self.member_states_):
             tensors |= {f"member{i}.{k}": v for k, v in t.items()}
-            metas.append(meta)
+            metas.append(copy.deepcopy(meta))
         t = self.template
         meta = {"model": self.name, "seed": self.seed, "options": self.options,
                 "template": {"model": t.name, "seed": t.seed, "options": t.options},
@@ -329,17 +334,17 @@ class Ensemble(PerturbationModel):
             spec = meta["template"]
             template = MODELS[spec["model"]](seed=spec["seed"], **spec["options"])
             ens = cls(template, seed=meta["seed"], **meta["options"])
-            members = []
+            states = []
             for i, m in enumerate(meta["members"]):
                 prefix = f"member{i}."
-                t = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-                members.append(PerturbationModel._from_checkpoint(t, m, path))
+                states.append(({k[len(prefix):]: v for k, v in tensors.items()
+                                if k.startswith(prefix)}, m))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, CheckpointError):
                 raise
             raise CheckpointError(f"checkpoint {path} is corrupt or from another version "
                                   f"({type(exc).__name__}: {exc}): re-save the model") from None
-        if not members:
+        if not states:
             raise CheckpointError(f"checkpoint {path} holds an ensemble without members")
-        ens._set_members(members)
+        ens._set_members(states, path)
         return ens

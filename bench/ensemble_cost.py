@@ -9,13 +9,15 @@ Both sides fit K linear GIMs (seeds 0 … K−1, ``--steps`` / ``--refit-steps``
 possible run: each job fits on all cells and returns nothing. The ensemble adds what it needs:
 the bootstrap resample (a new AnnData per member), each member's checkpoint sent back and the
 members rebuilt from it. The sides alternate ``--repeats`` times; the ratio uses each side's
-fastest run (the machine is shared, so the minimum is the least disturbed). Prints JSON.
+fastest run (the machine is shared, so the minimum is the least disturbed). Prints JSON, with
+the 1-minute load average at start and end.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import causalpert as cp
@@ -44,6 +46,7 @@ def main() -> None:
     options = {"causal": "linear", "steps": a.steps, "refit_steps": a.refit_steps}
     run = get_executor(a.executor)
     singles, ensembles = [], []
+    load_start = os.getloadavg()[0]
     for _ in range(a.repeats):
         t0 = time.perf_counter()
         run(_single, [{"seed": i, "options": options, "adata": train} for i in range(a.k)],
@@ -58,7 +61,8 @@ def main() -> None:
            "singles_runs_s": [round(s, 2) for s in singles],
            "ensemble_runs_s": [round(s, 2) for s in ensembles],
            "ensemble_s": round(min(ensembles), 2), "singles_s": round(min(singles), 2),
-           "ratio": round(min(ensembles) / min(singles), 3)}
+           "ratio": round(min(ensembles) / min(singles), 3),
+           "load_1min_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)]}
     print(json.dumps(out))
 
 

@@ -107,17 +107,38 @@ def test_corrupt_ensemble_checkpoint_is_one_line(ens, tmp_path):
     assert "\n" not in str(err.value)
 
 
-def test_parallel_fit_equals_serial(data):
+@pytest.fixture(scope="module")
+def serial(data):
     _, train = data
-    template = GIM(causal="linear", steps=60, refit_steps=20)
-    serial = Ensemble(template, n=2, seed=5, workers=1).fit(train, progress=False)
-    pooled = Ensemble(template, n=2, seed=5, workers=2).fit(train, progress=False)
-    (ta, ma), (tb, mb) = serial._checkpoint(), pooled._checkpoint()
+    return Ensemble(GIM(causal="linear", steps=60, refit_steps=20), n=2, seed=5,
+                    workers=1).fit(train, progress=False)
+
+
+def _same_members(a: Ensemble, b: Ensemble) -> None:
+    (ta, ma), (tb, mb) = a._checkpoint(), b._checkpoint()
     assert ta.keys() == tb.keys() and len(ma["members"]) == 2
-    for a, b in zip(ma["members"], mb["members"], strict=True):  # all but the wall times
-        a["extra"].pop("history"), b["extra"].pop("history")
-        assert a == b
     assert all(np.array_equal(ta[k].numpy(), tb[k].numpy()) for k in ta)
+    for x, y in zip(ma["members"], mb["members"], strict=True):  # all but the wall times
+        x["extra"].pop("history"), y["extra"].pop("history")
+        assert x == y
+
+
+def test_pooled_fit_equals_serial(data, serial):
+    _, train = data
+    pooled = Ensemble(serial.template, n=2, seed=5, workers=2).fit(train, progress=False)
+    _same_members(serial, pooled)
+
+
+def test_ray_fit_equals_serial(data, serial):
+    ray = pytest.importorskip("ray")
+    _, train = data
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        remote = Ensemble(serial.template, n=2, seed=5, executor="ray").fit(train,
+                                                                            progress=False)
+    finally:
+        ray.shutdown()
+    _same_members(serial, remote)
 
 
 @pytest.mark.parametrize("make, match", [

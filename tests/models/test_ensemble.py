@@ -150,6 +150,7 @@ def test_ray_fit_equals_serial(data, serial):
     (lambda: Ensemble(GIM(), workers=0), "workers must be"),
     (lambda: Ensemble(GIM(), seed=-1), "seed must be"),
     (lambda: Ensemble(GIM(), edge_threshold=1.5), "edge_threshold"),
+    (lambda: Ensemble(GIM(), address="ray://head:10001"), "address= is for"),
 ])
 def test_bad_arguments_raise_one_line(make, match):
     with pytest.raises(ValueError, match=match) as err:

@@ -90,7 +90,7 @@ class Ensemble(PerturbationModel):
     Examples:
         >>> import causalpert as cp
         >>> adata = cp.simulate("paper-synthetic", seed=0)
-        >>> ens = cp.Ensemble(cp.GIM(steps=200, refit_steps=50), n=3, workers=3)
+        >>> ens = cp.Ensemble(cp.GIM(steps=200, refit_steps=50), n=3, workers=2)
         >>> ens = ens.fit(adata[adata.obs["split"] == "train"], progress=False)
         >>> ens.edges().columns.tolist()
         ['source', 'target', 'weight', 'edge_probability', 'sd']
@@ -119,7 +119,9 @@ class Ensemble(PerturbationModel):
             raise ValueError(f"unknown executor {executor!r}; choose from {sorted(EXECUTORS)}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an integer ≥ 1, got {workers!r}")
-        if not 0 <= edge_threshold < 1:
+        if address is not None and executor != "ray":
+            raise ValueError("address= is for executor='ray'; the local executor takes workers=")
+        if not isinstance(edge_threshold, int | float) or not 0 <= edge_threshold < 1:
             raise ValueError(f"edge_threshold must be in [0, 1) (a share of each member's "
                              f"largest edge), got {edge_threshold!r}")
         super().__init__(seed=int(seed), n=int(n), executor=executor, workers=workers,

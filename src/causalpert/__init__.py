@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CausalFit": "causalpert.models",
     "Contexts": "causalpert.data",
+    "Ensemble": "causalpert.models",
     "FitConfig": "causalpert.models",
     "GIM": "causalpert.models",
     "MODELS": "causalpert.models",

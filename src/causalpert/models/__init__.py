@@ -32,7 +32,8 @@ __all__ = [
 
 # registration needs MODELS and register above
 from . import baselines  # noqa: E402
+from .ensemble import Ensemble  # noqa: E402
 from .gim import GIM  # noqa: E402
 from .peer import PeerModel  # noqa: E402
 
-__all__ += ["GIM", "PeerModel", "baselines"]
+__all__ += ["GIM", "Ensemble", "PeerModel", "baselines"]

@@ -382,6 +382,10 @@ class PerturbationModel:
     def save(self, path) -> None:
         """Save to directory ``path`` (safetensors + JSON, written atomically)."""
         self._check_fitted()
+        save_checkpoint(path, *self._checkpoint())
+
+    def _checkpoint(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """(tensors, JSON metadata) of the fitted model: what ``save`` writes."""
         tensors, extra = self._state()
         tensors = {f"model.{k}": v for k, v in tensors.items()}
         tensors["feature_table"] = torch.as_tensor(self.feature_table_.to_numpy())
@@ -396,14 +400,24 @@ class PerturbationModel:
             "smiles": {n: c for c, n in self.known_smiles_.items()},
             "intended_targets": {k: list(v) for k, v in self.intended_targets_.items()},
         }
-        save_checkpoint(path, tensors, meta)
+        return tensors, meta
 
     @classmethod
     def load(cls, path) -> PerturbationModel:
         """Load a model saved with ``save`` (the class is read from the checkpoint)."""
+        tensors, meta = load_checkpoint(path)
+        if meta.get("model") == "ensemble":
+            from .ensemble import Ensemble
+
+            return Ensemble._from_checkpoint(tensors, meta, path)
+        return PerturbationModel._from_checkpoint(tensors, meta, path)
+
+    @staticmethod
+    def _from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict,
+                         path="checkpoint") -> PerturbationModel:
+        """The model of ``_checkpoint``'s (tensors, meta); ``tensors`` is consumed."""
         from . import MODELS
 
-        tensors, meta = load_checkpoint(path)
         try:
             klass = MODELS[meta["model"]]
             model = klass(seed=meta["seed"], **meta["options"])

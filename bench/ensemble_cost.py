@@ -21,7 +21,7 @@ import os
 import time
 
 import causalpert as cp
-from causalpert.benchmark.executors import get_executor
+from causalpert.executors import get_executor
 
 
 def _single(job: dict) -> None:

@@ -229,7 +229,7 @@ def run_benchmark(*, protocol: str, sim: str, methods: list[str], seeds: list[in
     """
     from .. import peers
     from .._progress import progress_bar
-    from .executors import get_executor
+    from ..executors import get_executor
 
     for m in methods:
         if m not in METHODS:

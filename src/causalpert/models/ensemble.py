@@ -5,7 +5,7 @@ Member i (i = 0 … K−1) is a fresh model of the template's class and options 
 ``seed + i``, fitted on a bootstrap resample of the cells: within every context (one
 perturbation at one dose; the control cells are one context too) its n_k cells are drawn
 with replacement, n_k of them, by ``numpy.random.default_rng([seed, i])``. Members are fitted
-through the benchmark executors (``run_local``: this process, or a pool of ``workers``
+through ``causalpert.executors`` (``run_local``: this process, or a pool of ``workers``
 one-thread processes; ``run_ray``): a job carries the AnnData, the bootstrap indices and the
 member's (class name, seed, options), and returns the fitted member's checkpoint (tensors +
 JSON) from which the caller rebuilds it — models are never pickled, and a serial and a
@@ -22,8 +22,6 @@ Outputs combine the members:
 """
 
 from __future__ import annotations
-
-import copy
 
 import anndata as ad
 import numpy as np
@@ -81,7 +79,7 @@ class Ensemble(PerturbationModel):
         n: number of members K ≥ 1.
         seed: members get seeds ``seed + i`` and bootstrap generators ``default_rng([seed,
             i])``; default: the template's seed.
-        executor: ``"local"`` or ``"ray"`` (``benchmark.executors``).
+        executor: ``"local"`` or ``"ray"`` (``causalpert.executors``).
         workers: processes of the local executor (1: fit in this process).
         address: Ray cluster address (``executor="ray"``).
         bootstrap: resample cells within contexts (False: every member sees all cells).
@@ -101,7 +99,7 @@ class Ensemble(PerturbationModel):
     def __init__(self, template: PerturbationModel, n: int = 5, *, seed: int | None = None,
                  executor: str = "local", workers: int = 1, address: str | None = None,
                  bootstrap: bool = True, edge_threshold: float = 0.1):
-        from ..benchmark.executors import EXECUTORS  # dependency-free module
+        from ..executors import EXECUTORS
         from . import MODELS
 
         if not isinstance(template, PerturbationModel):
@@ -142,7 +140,7 @@ class Ensemble(PerturbationModel):
             intended_targets: dict | None = None) -> Ensemble:
         """Fit the K members (arguments as ``PerturbationModel.fit``), in parallel through the
         executor; each member's numbers depend only on (seed, i), not on ``workers``."""
-        from ..benchmark.executors import get_executor
+        from ..executors import get_executor
 
         if adata.isbacked:
             raise ValueError("the ensemble resamples cells in memory: pass adata.to_memory() "
@@ -167,9 +165,7 @@ class Ensemble(PerturbationModel):
         return self
 
     def _set_members(self, states: list[tuple[dict, dict]], path="checkpoint") -> None:
-        """Members from their checkpoints, which are kept: ``save`` writes them as they came
-        (a loaded model need not be able to save itself again — GIM drops its history)."""
-        self.member_states_ = [(dict(t), m) for t, m in states]
+        """Members from their checkpoints (tensors, meta)."""
         members = [PerturbationModel._from_checkpoint(dict(t), m, path) for t, m in states]
         self.members_ = members
         first = members[0]
@@ -318,10 +314,12 @@ class Ensemble(PerturbationModel):
     # ---------------------------------------------------------------- persistence
     def _checkpoint(self) -> tuple[dict[str, torch.Tensor], dict]:
         """Every member's tensors under ``member<i>.``, their metadata in ``members``."""
+        self._check_fitted()
         tensors, metas = {}, []
-        for i, (t, meta) in enumerate(self.member_states_):
+        for i, member in enumerate(self.members_):
+            t, meta = member._checkpoint()
             tensors |= {f"member{i}.{k}": v for k, v in t.items()}
-            metas.append(copy.deepcopy(meta))
+            metas.append(meta)
         t = self.template
         meta = {"model": self.name, "seed": self.seed, "options": self.options,
                 "template": {"model": t.name, "seed": t.seed, "options": t.options},

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from causalpert.benchmark.executors import EXECUTORS, get_executor, run_local
 from causalpert.benchmark.runner import run_benchmark
 from causalpert.cli import app
 from causalpert.data import SyntheticDesign
+from causalpert.executors import EXECUTORS, get_executor, run_local
 
 TINY = SyntheticDesign(d=6, n_features=8, n_train_perturbations=8, n_ood_perturbations=3,
                        n_control=200, n_test_cells=40)

@@ -1,4 +1,5 @@
-"""Evaluation metrics: distribution, mean, target-recovery and graph-recovery scores.
+"""Evaluation metrics: distribution, mean, target-recovery and graph-recovery scores, and
+calibration (reliability, ECE, temperature).
 
 Depends only on numpy, scipy and POT (imported lazily by `sinkhorn`). Every metric takes
 array-likes and returns a Python float. `METRICS` maps metric names to `Metric` records.
@@ -10,6 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from .calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_curve,
+)
 from .distributions import (
     MMD_BANDWIDTH_SCALES,
     MMD_MEDIAN_MAX_CELLS,
@@ -76,13 +83,17 @@ __all__ = [
     "SINKHORN_MAX_ITER",
     "Metric",
     "MetricKind",
+    "apply_temperature",
     "delta_pearson",
     "edist",
     "edist_rel",
     "edist_sq",
+    "expected_calibration_error",
+    "fit_temperature",
     "graph_auprc",
     "mean_rmse",
     "mmd",
+    "reliability_curve",
     "shd",
     "sinkhorn",
     "target_auprc",

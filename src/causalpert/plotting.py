@@ -4,7 +4,8 @@
 - ``target_heatmap``: perturbation × gene target probabilities, intended targets boxed;
 - ``network``: a gene network on a circle, coloured against a reference network or by sign;
 - ``shift_scatter``: predicted vs observed mean shift per gene, with Pearson r;
-- ``benchmark_bars``: mean ± sd over seeds per method from a benchmark ``summary.csv``.
+- ``benchmark_bars``: mean ± sd over seeds per method from a benchmark ``summary.csv``;
+- ``reliability``: reliability diagram of probabilities against binary truth, with the ECE.
 
 Examples:
     >>> import causalpert as cp
@@ -419,4 +420,40 @@ def benchmark_bars(summary: pd.DataFrame, *, metric: str = "edist_rel", split: s
     ax.set_title(f"split {split}", fontsize=9)
     ax.tick_params(axis="x", rotation=45)
     ax.margins(y=0.12)
+    return ax
+
+
+def reliability(probabilities, truth, *, bins: int = 10, label: str | None = None, ax=None):
+    """Reliability diagram: share of true pairs against mean probability per equal-width bin
+    (``metrics.reliability_curve``), the diagonal as the calibrated line, ECE in the legend.
+
+    Args:
+        probabilities: probabilities in [0, 1] (e.g. ``model.target_probabilities()``, an
+            ensemble's ``edge_probability()``), any shape.
+        truth: booleans of the same shape (true targets, true edges).
+        bins: number of equal-width bins.
+        label: legend label (the ECE is appended); several calls can share one Axes.
+        ax: Axes to draw on.
+
+    Returns:
+        The Axes (points sized by the bin's count).
+    """
+    from .metrics import expected_calibration_error, reliability_curve
+
+    p = np.asarray(probabilities, dtype=float)
+    y = np.asarray(truth)
+    curve = reliability_curve(p, y, bins)
+    ece = expected_calibration_error(p, y, bins)
+    full = curve[curve["count"] > 0]
+    ax = _axes(ax, figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", lw=0.8)
+    size = 8 + 60 * full["count"] / full["count"].max()
+    text = f"ECE {ece:.3f}" if label is None else f"{label} (ECE {ece:.3f})"
+    ax.plot(full["mean_p"], full["share_true"], marker="", lw=1)
+    ax.scatter(full["mean_p"], full["share_true"], s=size, label=text, zorder=3)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean probability in bin", fontsize=8)
+    ax.set_ylabel("share true", fontsize=8)
+    ax.legend(fontsize=7, loc="upper left")
     return ax

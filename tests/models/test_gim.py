@@ -150,6 +150,7 @@ def test_save_load_roundtrip(model, tmp_path):
     np.testing.assert_allclose(a.X, b.X, rtol=1e-6)
     pd.testing.assert_frame_equal(model.target_probabilities(), loaded.target_probabilities())
     pd.testing.assert_frame_equal(model.target_evidence(), loaded.target_evidence())
+    pd.testing.assert_frame_equal(model.head_uncertainty(), loaded.head_uncertainty())
     loaded.save(tmp_path / "again")  # a loaded model saves again, with its fit's diagnostics
     assert PerturbationModel.load(tmp_path / "again").diagnostics() == model.diagnostics()
     (tmp_path / "m" / "model.safetensors").write_bytes(b"not a tensor file")
@@ -256,3 +257,13 @@ def test_refit_support_keeps_a_graph_without_edges_empty():
                 refit_support=support, evidence_cells=0).fit(adata, progress=False)
         weights.append(float(m.graph().abs().to_numpy().mean()))
     assert weights[1] < 0.2 * weights[0], weights  # measured 0.353 vs 0.0038
+
+
+def test_head_uncertainty_is_zero_for_seen_and_positive_for_new_perturbations(model, data):
+    adata = data[0]
+    split = adata.uns["perturbation_split"]
+    seen, new = list(split["train"]), list(split["full_ood"])
+    u = model.head_uncertainty(seen + new)
+    assert (u.loc[seen, "effect_sd"] == 0).all() and u.loc[seen, "seen"].all()
+    assert (u.loc[new, "effect_sd"] > 0).all() and not u.loc[new, "seen"].any()
+    assert set(u["head"]) <= {"ridge", "rbf"}

@@ -43,6 +43,7 @@ METHODS: dict[str, tuple[str, dict]] = {
     "gim-refit-l1": ("gim", {"refit_graph_l1": True}),
     # the refit frees every edge (refit_support = 0): the default before issue 14's fix
     "gim-refit-all": ("gim", {"refit_support": 0.0}),
+    "gim-ridge-head": ("gim", {"feature_head": "ridge"}),  # the heads before issue 13
     "gim-uncalibrated": ("gim", {"calibrated_targets": False}),
     "gim-activity": ("gim", {"activity": True}),
     "gim-gaussian": ("gim", {"sampler": "gaussian"}),

@@ -58,6 +58,10 @@ class FitConfig:
             weights and turns unstable (max Re eig +4 on a random screen). 0.01: an effect of
             1 % of a sd per sd, below what ~10³ cells per context resolve (a slope's standard
             error ≈ 1/√n ≈ 0.03). 0 frees every edge (the former refit).
+        feature_head: how variant A maps features to a new perturbation's intervention:
+            ``"ridge"``, ``"rbf"`` (kernel ridge) or ``"cv"`` (each head the one with the lower
+            leave-one-perturbation-out error; ``models.heads``). Both give a predictive
+            variance (``GIM.head_uncertainty``).
         device: where GIM trains (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); cells move
             there per minibatch, the fitted model comes back to the CPU.
         evidence_cells: block size for the target evidence after the fit
@@ -121,6 +125,7 @@ class FitConfig:
     calibrated_targets: bool = True
     refit_graph_l1: bool = False
     refit_support: float = 0.01
+    feature_head: str = "cv"
     evidence_cells: int = 512
     device: str = "cpu"
     activity: bool = False
@@ -155,6 +160,9 @@ class FitConfig:
             raise ValueError(f"intended_prior must be in (0, 1), got {self.intended_prior}")
         if not 0 < self.target_prior < 1:
             raise ValueError(f"target_prior must be in (0, 1), got {self.target_prior}")
+        if self.feature_head not in ("ridge", "rbf", "cv"):
+            raise ValueError(f"feature_head must be 'ridge', 'rbf' or 'cv', got "
+                             f"{self.feature_head!r}")
         if self.refit_support < 0:
             raise ValueError(f"refit_support must be ≥ 0, got {self.refit_support}")
         for name in ("steps", "batch_contexts", "cells_per_context", "control_cells"):

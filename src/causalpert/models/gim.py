@@ -46,7 +46,8 @@ from .causal import (
 )
 from .config import FitConfig
 from .gim_module import InterventionNet, LatentInterventions, hill_activity, hill_shift
-from .ridge import RidgeFit, fit_ridge_cv
+from .heads import LinearHead, head_from_checkpoint, select_head
+from .ridge import RidgeFit
 from .training import History, train
 
 
@@ -565,11 +566,12 @@ class GIM(PerturbationModel):
         return ("effect", *act, "log_ec50", "hill_raw")
 
     def _fit_heads(self, Fz: torch.Tensor, pidx: torch.Tensor) -> None:
-        """Variant A, step 2: ridge from standardised features to the expected amplitude
-        e = π ⊙ a (and activity π ⊙ r), log EC50 and Hill (α by leave-one-perturbation-out
-        CV); then π = sigmoid(w |e| + b), a logistic calibration on the training
-        perturbations. (Logits and raw amplitudes are poor regression targets: logits saturate
-        and a is unconstrained wherever π ≈ 0.)"""
+        """Variant A, step 2: heads (ridge or RBF kernel ridge, ``FitConfig.feature_head``;
+        ``models.heads``) from standardised features to the expected amplitude e = π ⊙ a (and
+        activity π ⊙ r), log EC50 and Hill (penalties by leave-one-perturbation-out CV); then
+        π = sigmoid(w |e| + b), a logistic calibration on the training perturbations. (Logits
+        and raw amplitudes are poor regression targets: logits saturate and a is
+        unconstrained wherever π ≈ 0.)"""
         rows = [int(torch.nonzero(pidx == p)[0]) for p in range(len(self.seen_))]
         X = Fz[rows].double().numpy()
         with torch.no_grad():
@@ -579,7 +581,8 @@ class GIM(PerturbationModel):
         raw["effect"] = effects[0]
         if self.config.activity:
             raw["activity_effect"] = effects[1]
-        self.heads_ = {k: fit_ridge_cv(X, raw[k].double().numpy(), self.seen_)
+        self.heads_ = {k: select_head(X, raw[k].double().numpy(), self.seen_,
+                                      self.config.feature_head)
                        for k in self._head_keys}
         self.calibration_ = _fit_logistic(
             torch.stack([e.abs().flatten() for e in effects], -1), pi.flatten())
@@ -704,6 +707,34 @@ class GIM(PerturbationModel):
         df.insert(0, "dose", doses)
         return df
 
+    def head_uncertainty(self, perturbations=None, *, smiles=None, features=None):
+        """How far each perturbation's predicted intervention rests on the feature heads'
+        extrapolation: per perturbation, ``effect_sd`` = √v(x̃) of the expected-effect head
+        (``models.heads``: the sd of the head's mean, model units, ≈ 0 next to a training
+        perturbation, growing away from them), ``head`` (its kind) and ``seen`` (a training
+        perturbation: its own fitted intervention, ``effect_sd`` 0). NaN for genetic
+        perturbations without features and for heads from older checkpoints."""
+        import pandas as pd
+
+        self._check_fitted()
+        if self.config.variant != "latent":
+            raise ValueError("head_uncertainty needs variant='latent' (feature heads)")
+        if smiles is None:
+            perturbations = self._default_perturbations(perturbations)
+        req = self._inputs(perturbations, smiles, features)
+        head = self.heads_["effect"]
+        Fz = ((req.F - self.f_mean_) / self.f_sd_).double().numpy()
+        v = head.variance(Fz)
+        v = np.full(len(Fz), np.nan) if v is None else v
+        seen = np.array([p in self.seen_ for p in req.parts])
+        sd = np.where(seen, 0.0, np.sqrt(v))
+        if req.genetic:
+            sd = np.where([bool(g) for g in req.genetic], np.nan, sd)
+        sd = [float(np.sqrt(np.sum(np.square(sd[g])))) for g in req.groups]
+        return pd.DataFrame({"effect_sd": sd, "head": head.kind,
+                             "seen": [bool(seen[g].all()) for g in req.groups]},
+                            index=req.labels)
+
     def _graph(self) -> torch.Tensor:
         return graph_in_data_units(self.drift, self.s0_)
 
@@ -716,13 +747,13 @@ class GIM(PerturbationModel):
         if getattr(self, "target_evidence_", None) is not None:
             tensors["target_evidence"] = self.target_evidence_
         extra = {"bandwidth": self.bandwidth_, "dose_scale": self.dose_scale_,
-                 "history": self.history_.to_dict(), "seen": self.seen_, "alphas": {},
+                 "history": self.history_.to_dict(), "seen": self.seen_, "heads": {},
                  "calibration": list(getattr(self, "calibration_", ())),
                  "genetic": getattr(self, "genetic_", None),
                  "stability_scale": getattr(self, "stability_scale_", 1.0)}
         for k, r in getattr(self, "heads_", {}).items():
             tensors |= r.to_tensors(f"head.{k}")
-            extra["alphas"][k] = r.alpha
+            extra["heads"][k] = r.meta()
         return tensors, extra
 
     def _load_state(self, tensors, extra) -> None:
@@ -735,8 +766,13 @@ class GIM(PerturbationModel):
         self.f_mean_, self.f_sd_ = tensors["f_mean"], tensors["f_sd"]
         self.bandwidth_ = extra["bandwidth"]
         self.target_evidence_ = tensors.get("target_evidence")  # None: older checkpoints
-        self.heads_ = {k: RidgeFit.from_tensors(tensors, f"head.{k}", a)
-                       for k, a in extra["alphas"].items()}
+        if "heads" in extra:
+            self.heads_ = {k: head_from_checkpoint(tensors, f"head.{k}", m)
+                           for k, m in extra["heads"].items()}
+        else:  # older checkpoints: ridge heads without their training inputs (no variance)
+            self.heads_ = {k: LinearHead(RidgeFit.from_tensors(tensors, f"head.{k}", a),
+                                         None, None)
+                           for k, a in extra["alphas"].items()}
         self.calibration_ = tuple(extra["calibration"])
         self.genetic_ = extra.get("genetic")  # None: older checkpoints
         self.history_ = History.from_dict(extra["history"])  # so a loaded model saves again

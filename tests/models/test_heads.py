@@ -1,0 +1,73 @@
+"""Feature heads: the CV picks the RBF head for a curved map and ridge for a linear one; the
+predictive variance matches the Bayesian-ridge closed form and grows away from the data."""
+
+import numpy as np
+import pytest
+
+from causalpert.models.heads import (
+    LinearHead,
+    RBFHead,
+    fit_rbf_cv,
+    head_from_checkpoint,
+    select_head,
+)
+
+
+def _data(curved: bool, seed: int = 0, n: int = 40):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 3))
+    f = np.sin(2 * X[:, :1]) + X[:, 1:2] ** 2 if curved else X @ np.array([[1.0], [-0.5], [0.2]])
+    Y = np.hstack([f, 2 * f]) + 0.05 * rng.standard_normal((n, 2))
+    return X, Y, np.arange(n)
+
+
+def test_cv_picks_rbf_for_a_curved_map_and_it_predicts_better():
+    X, Y, g = _data(curved=True)
+    Xt, Yt, _ = _data(curved=True, seed=1)
+    head = select_head(X, Y, g, "cv")
+    ridge = select_head(X, Y, g, "ridge")
+    assert isinstance(head, RBFHead)
+    err = [float(((h(Xt) - Yt) ** 2).mean()) for h in (head, ridge)]
+    assert err[0] < 0.5 * err[1], err
+
+
+def test_cv_keeps_ridge_for_a_linear_map():
+    X, Y, g = _data(curved=False)
+    assert isinstance(select_head(X, Y, g, "cv"), LinearHead)
+
+
+def test_linear_variance_is_the_bayesian_ridge_closed_form():
+    """σ²/α (‖x‖² − kᵀ(K + αI)⁻¹k) (dual) = σ² xᵀ(XᵀX + αI)⁻¹x (primal)."""
+    X, Y, g = _data(curved=False)
+    head = select_head(X, Y, g, "ridge")
+    Xn = np.random.default_rng(2).standard_normal((5, 3)) * 3
+    Xs = (Xn - head.ridge.x_mean) / head.ridge.x_sd
+    T = head.train_x
+    primal = head.noise * np.einsum("mq,qm->m", Xs, np.linalg.solve(
+        T.T @ T + head.alpha * np.eye(3), Xs.T))
+    np.testing.assert_allclose(head.variance(Xn), primal, rtol=1e-8)
+
+
+def test_rbf_variance_grows_with_distance_from_the_training_rows():
+    X, Y, g = _data(curved=True)
+    head = fit_rbf_cv(X, Y, g)
+    direction = np.array([[1.0, 1.0, 1.0]]) / np.sqrt(3)
+    v = head.variance(np.vstack([X[:1], direction * 3, direction * 6, direction * 12]))
+    assert v[0] < 0.2 * v[-1] and np.all(np.diff(v[1:]) >= 0), v
+    np.testing.assert_allclose(v[-1], head.noise / head.alpha, rtol=1e-3)  # the prior
+
+
+@pytest.mark.parametrize("kind", ["ridge", "rbf"])
+def test_head_checkpoint_roundtrip(kind):
+    X, Y, g = _data(curved=True)
+    head = select_head(X, Y, g, kind)
+    back = head_from_checkpoint(head.to_tensors("h"), "h", head.meta())
+    assert back.kind == kind
+    np.testing.assert_allclose(back(X[:5]), head(X[:5]))
+    np.testing.assert_allclose(back.variance(X[:5] + 1), head.variance(X[:5] + 1))
+
+
+def test_unknown_head_kind_is_a_one_line_error():
+    X, Y, g = _data(curved=False)
+    with pytest.raises(ValueError, match="head kind must be one of"):
+        select_head(X, Y, g, "gp")

@@ -30,7 +30,8 @@ _EXPORTS = {
     "fit_causal": "causalpert.models",
     "simulate": "causalpert.data",
 }
-_SUBMODULES = ("core", "data", "datasets", "metrics", "models", "benchmark", "pp", "pl")
+_SUBMODULES = ("core", "data", "datasets", "metrics", "models", "benchmark", "design", "pp",
+               "pl")
 _ALIASES = {"pl": "plotting"}
 
 __all__ = ["__version__", *sorted(_EXPORTS), *_SUBMODULES]

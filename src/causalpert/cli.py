@@ -367,6 +367,73 @@ def benchmark(
                          fresh=fresh, methods=[m.strip() for m in methods.split(",") if m.strip()])
 
 
+@app.command()
+def design(
+    model_dir: Path = typer.Argument(..., help="An ensemble directory: cp.Ensemble(cp.GIM(...), "
+                                     "n=5).fit(adata).save(DIR) in Python. Its members' "
+                                     "disagreement is what ranks the experiments."),
+    candidates: Path = typer.Option(..., "--candidates", "-c", help="What to try: a text file "
+                                     "of perturbation names, one per line (seen in fit, 'A+B' "
+                                     "for a pair, or a modelled gene to knock out); a CSV of "
+                                     "features (first column: the name, then one column per "
+                                     "model feature) for new compounds; or a CSV with a "
+                                     "'smiles' column (and a 'name' column)."),
+    top: int = typer.Option(8, "--top", "-k", help="How many experiments to pick (the batch)."),
+    doses: str = typer.Option("1", help="Comma-separated doses to try each candidate at, e.g. "
+                              "0.5,1,2 (each candidate × dose is one experiment)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the full ranking of every "
+                             "experiment (CSV)."),
+    seed: int = typer.Option(0, help="Prediction seed: the same seed gives the same ranking."),
+    n_cells: int = typer.Option(200, help="Cells each member predicts per experiment."),
+    diversity: float = typer.Option(1.0, help="Near-duplicate penalty λ in [0, 1]: 1 discounts "
+                                    "an experiment whose predicted shift points the way of "
+                                    "one already picked; 0 ranks by disagreement alone."),
+) -> None:
+    """Rank the experiments to run next: those the ensemble's members disagree about most
+    (the mean energy distance between the members' predicted cells), picking a batch of
+    --top that are not near-duplicates. For each: the score, the genes whose predicted mean
+    the members disagree on most, and the members' spread over the targets (target sd)."""
+    from .design import rank, read_candidates
+    from .models import Ensemble
+
+    try:
+        try:
+            dose_list = [float(x) for x in doses.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(f"--doses must be comma-separated numbers, e.g. 0.5,1,2, got "
+                             f"{doses!r}") from None
+        m = _load_model(model_dir)
+        if not isinstance(m, Ensemble):
+            raise ValueError(f"{model_dir} holds a single {m.name} model, not an ensemble: "
+                             "design ranks experiments by the members' disagreement; fit "
+                             "cp.Ensemble(cp.GIM(...), n=5).fit(adata) in Python and save it")
+        cand = read_candidates(candidates)
+        ranked = rank(m, cand, doses=dose_list, k=top, n_cells=n_cells, seed=seed,
+                      diversity=diversity)
+        if out is not None:
+            with atomic_write(out) as fh:
+                fh.write(ranked.to_csv(index=False))
+    except (ValueError, RuntimeError, OSError) as exc:
+        _fail(exc)
+    table = Table(title=f"next experiments: the {min(top, len(ranked))} of {len(ranked)} the "
+                  f"{len(m.members_)} members disagree about most, near-duplicates discounted")
+    for col in ("rank", "candidate", "dose", "score", "batch score", "what drives it"):
+        table.add_column(col, justify="left" if col in ("candidate", "what drives it")
+                         else "right")
+    for _, r in ranked[ranked["selected"]].iterrows():
+        sd = "" if r["target_sd"] != r["target_sd"] else f"; target sd {r['target_sd']:.2f}"
+        like = (f"; closest pick {r['similar_to']} (cos {r['similarity']:.2f})"
+                if r["similar_to"] else "")
+        table.add_row(str(r["rank"]), str(r["candidate"]), f"{r['dose']:g}",
+                      f"{r['score']:.3f}", f"{r['batch_score']:.3f}",
+                      f"genes {r['top_genes']} ({r['top_share']:.0%} of the mean spread "
+                      f"{r['mean_spread']:.2f}){sd}{like}")
+    console.print(table)
+    console.print("score: mean energy distance between members' predicted cells; batch "
+                  "score: score × (1 − λ·cosine to the most similar pick)"
+                  + (f"; wrote {out}" if out is not None else ""))
+
+
 peers_app = typer.Typer(help="The field's own tools (CellFlow, STATE, stadion), each in its "
                         "own virtual environment, as benchmark methods: install, then "
                         "`causalpert benchmark --methods gim,cellflow ...`.",

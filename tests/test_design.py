@@ -1,0 +1,246 @@
+"""Experimental design (``cp.design.rank``, ``causalpert design``) on a tiny seeded
+paper-synthetic problem with a K = 3 ensemble of GIM: disagreement is high away from the
+training data, near-duplicates are not picked twice, scores are reproducible, inputs are
+checked, and the CLI writes the ranking."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import causalpert as cp
+from causalpert.cli import app
+from causalpert.data import SyntheticDesign, simulate
+from causalpert.design import COLUMNS, read_candidates
+from causalpert.models import GIM, MODELS, Ensemble
+
+DESIGN = SyntheticDesign(d=8, n_features=12, n_train_perturbations=12, n_ood_perturbations=4,
+                         n_control=300, n_test_cells=60)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def setup():
+    adata = simulate("paper-synthetic", sim="linear", seed=1, design=DESIGN)
+    train = adata[adata.obs["split"] == "train"].copy()
+    # 600/200 steps: at 300/100 a member can still be far off on a training perturbation
+    # (far/seen measured 1.5 with ensemble seed 1)
+    ens = Ensemble(GIM(causal="linear", steps=600, refit_steps=200), n=3, seed=0)
+    ens.fit(train, progress=False)
+    F = adata.uns["perturbation_features"]
+    seen = list(adata.uns["perturbation_split"]["train"])
+    # new compounds far from the training features: the unseen ones' features × 3
+    far = F.loc[list(adata.uns["perturbation_split"]["full_ood"])] * 3
+    far.index = [f"far_{i}" for i in range(len(far))]
+    return ens, F.loc[seen], far
+
+
+def test_disagreement_is_higher_far_from_the_training_data(setup):
+    ens, seen, far = setup
+    ranked = cp.design.rank(ens, pd.concat([seen, far]), doses=[1.0], k=4)
+    assert list(ranked.columns) == list(COLUMNS) and len(ranked) == 16
+    assert ranked["rank"].tolist() == list(range(1, 17)) and ranked["selected"].sum() == 4
+    is_far = ranked["candidate"].str.startswith("far_")
+    s_far, s_seen = ranked.loc[is_far, "score"].mean(), ranked.loc[~is_far, "score"].mean()
+    # the members agree where they saw data (dose 1 is a training dose); far/seen measured
+    # 22.7 / 5.7 here, 12.9 / 4.7 (ensemble seed 1), 3.3 / 0.30 (data seed 2)
+    assert s_far > 2 * s_seen, (s_far, s_seen)
+    assert ranked["experiment"].iloc[0] == f"{ranked['candidate'].iloc[0]} @ 1"
+    assert (ranked["score"] == ranked["score"].max()).iloc[0]  # the first pick: the top score
+    # what drives it: 3 genes, their share, the members' spread over targets
+    assert ranked["top_genes"].str.split(",").map(len).eq(3).all()
+    assert ranked["top_share"].between(0, 1).all() and (ranked["target_sd"] >= 0).all()
+    assert ranked["similar_to"].iloc[0] == "" and np.isnan(ranked["similarity"].iloc[0])
+    assert ranked["similar_to"].iloc[1:].ne("").all()
+
+
+def test_target_sd_is_the_members_spread_over_targets(setup):
+    ens, _, _ = setup
+    ranked = cp.design.rank(ens, ["pert_00", "pert_01"], doses=[0.5, 2.0], k=2)
+    sd = ens.target_probabilities_sd(["pert_00", "pert_01"]).sum(1)
+    got = ranked.groupby("candidate")["target_sd"].agg(["min", "max"])
+    np.testing.assert_allclose(got["min"], sd.loc[got.index])
+    np.testing.assert_allclose(got["max"], sd.loc[got.index])
+
+
+def test_near_duplicates_are_not_picked_twice(setup):
+    ens, _, far = setup
+    top = cp.design.rank(ens, far, k=1)["candidate"].iloc[0]
+    twice = pd.concat([far, far.loc[[top]].set_axis(["copy_of_top"])])
+    plain = cp.design.rank(ens, twice, k=3, diversity=0)
+    picked = set(plain.loc[plain["selected"], "candidate"])
+    assert {top, "copy_of_top"} <= picked  # without the rule: both (same cells, same score)
+    div = cp.design.rank(ens, twice, k=3)
+    pair = div[div["candidate"].isin([top, "copy_of_top"])]
+    assert pair["score"].nunique() == 1  # common random numbers: identical predictions
+    assert pair["selected"].sum() == 1
+    dup = pair[~pair["selected"]].iloc[0]
+    assert dup["similarity"] == pytest.approx(1.0) and dup["batch_score"] == pytest.approx(0)
+    # the same drug at two adjacent doses: one of them
+    doses = cp.design.rank(ens, far.loc[[top]], doses=[1.0, 1.05], k=2)
+    assert doses["similarity"].iloc[1] > 0.99
+    assert doses["batch_score"].iloc[1] < 0.05 * doses["score"].iloc[1]
+
+
+def test_scores_are_reproducible(setup):
+    ens, seen, _ = setup
+    names = list(seen.index[:4])
+    a = cp.design.rank(ens, names, doses=[0.5, 1.5], k=3, seed=3)
+    b = cp.design.rank(ens, names, doses=[0.5, 1.5], k=3, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    c = cp.design.rank(ens, names, doses=[0.5, 1.5], k=3, seed=4)
+    assert not np.allclose(a.sort_values("experiment")["score"],
+                           c.sort_values("experiment")["score"])
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"candidates": []}, "no candidates"),
+    ({"candidates": "pert_00"}, "candidates must be a list"),
+    ({"candidates": ["pert_00", "pert_00"]}, "repeat"),
+    ({"candidates": ["not_a_drug"]}, "unknown perturbation 'not_a_drug'"),
+    ({"doses": []}, "doses must be"),
+    ({"doses": [-1.0]}, "doses must be"),
+    ({"doses": ["high"]}, "doses must be numbers"),
+    ({"k": 0}, "k must be an integer ≥ 1"),
+    ({"n_cells": 1}, "n_cells must be an integer ≥ 2"),
+    ({"diversity": 2.0}, r"diversity must be in \[0, 1\]"),
+    ({"smiles": True}, "smiles=True is for a list"),
+])
+def test_bad_inputs_are_one_line(setup, kw, match):
+    ens, seen, _ = setup
+    args = {"candidates": ["pert_00"], **kw}
+    if kw.get("smiles"):
+        args["candidates"] = seen
+    with pytest.raises(ValueError, match=match) as err:
+        cp.design.rank(ens, args.pop("candidates"), **args)
+    assert "\n" not in str(err.value)
+
+
+def test_design_needs_a_fitted_ensemble(setup):
+    ens, _, _ = setup
+    for model in (ens.members_[0], Ensemble(GIM(), n=2), "ens"):
+        with pytest.raises(ValueError, match=r"design needs a fitted cp\.Ensemble") as err:
+            cp.design.rank(model, ["pert_00"])
+        assert "\n" not in str(err.value)
+    one = Ensemble(GIM(), n=1)
+    one._set_members([ens.members_[0]._checkpoint()])
+    with pytest.raises(ValueError, match="≥ 2 members"):
+        cp.design.rank(one, ["pert_00"])
+
+
+def _knockouts(d: int = 8, seed: int = 0):
+    """Control + a knockdown (drift shift −3) of each of the first d − 1 genes of a random
+    linear graph (as tests/models/test_gim_genetic.py)."""
+    import anndata as ad
+    import torch
+
+    from causalpert.core import sample_stationary
+    from causalpert.data.ground_truth import random_drift
+
+    drift, _ = random_drift(d, "linear", np.random.default_rng(seed), parents=1.5)
+    names = ["control"] + [f"g{j}" for j in range(d - 1)]
+    shift = torch.zeros(len(names), d, dtype=torch.float64)
+    for k in range(1, len(names)):
+        shift[k, k - 1] = -3.0
+    sizes = [400] + [100] * (len(names) - 1)
+    cells = sample_stationary(drift, shift, drift.log_sigma.detach().expand(len(names), -1),
+                              max(sizes), generator=torch.Generator().manual_seed(seed))
+    x = np.concatenate([cells[k, :n].numpy() for k, n in enumerate(sizes)]).astype(np.float32)
+    obs = pd.DataFrame({"perturbation": np.repeat(names, sizes)},
+                       index=[f"c{i}" for i in range(sum(sizes))])
+    adata = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(d)]))
+    adata.uns["intended_targets"] = {p: p for p in names[1:]}
+    return adata
+
+
+def test_genes_to_knock_out_and_pairs():
+    """A genetic GIM ranks knockouts of modelled genes never knocked out and pairs 'A+B'."""
+    adata = _knockouts()
+    ens = Ensemble(GIM(steps=300, refit_steps=100), n=2, seed=0)
+    ens.fit(adata[adata.obs["perturbation"] != "g6"].copy(), dose_key=None, progress=False)
+    ranked = cp.design.rank(ens, ["g0", "g6", "g7", "g0+g1"], k=2, n_cells=100)
+    assert set(ranked["candidate"]) == {"g0", "g6", "g7", "g0+g1"}
+    assert np.isfinite(ranked[["score", "target_sd", "mean_spread"]].to_numpy()).all()
+    assert ranked["selected"].sum() == 2
+
+
+def test_smiles_candidates_and_models_without_a_gim(setup):
+    """{name: SMILES} or a list with smiles=True, on an ensemble of the additive baseline."""
+    pytest.importorskip("rdkit")
+    adata = simulate("paper-synthetic", sim="linear", seed=1, design=DESIGN)
+    train = adata[adata.obs["split"] == "train"].copy()
+    del train.uns["perturbation_features"]
+    seen = sorted(set(train.obs["perturbation"]) - {"control"})
+    chain = ["C" * (i + 2) + "O" for i in range(len(seen))]  # ethanol, propanol, …
+    train.uns["smiles"] = dict(zip(seen, chain, strict=True))
+    ens = Ensemble(MODELS["additive"](), n=2, seed=0)
+    ens.fit(train, featurizer=cp.pp.SmilesFeaturizer(n_bits=64), progress=False)
+    new = {"benzene": "c1ccccc1", "phenol": "Oc1ccccc1", "ethanol": chain[0]}
+    ranked = cp.design.rank(ens, new, doses=[1.0, 2.0], k=2)
+    assert set(ranked["candidate"]) == set(new) and len(ranked) == 6
+    listed = cp.design.rank(ens, list(new.values()), doses=[1.0, 2.0], k=2, smiles=True)
+    np.testing.assert_allclose(np.sort(listed["score"]), np.sort(ranked["score"]))
+    with pytest.raises(ValueError, match="invalid SMILES"):
+        cp.design.rank(ens, {"x": "not-a-molecule"})
+
+
+def test_read_candidates(tmp_path):
+    (tmp_path / "names.txt").write_text("# knockouts\npert_00\n\n g03 \n")
+    assert read_candidates(tmp_path / "names.txt") == ["pert_00", "g03"]
+    (tmp_path / "one.csv").write_text("perturbation\npert_00\npert_01\n")
+    assert read_candidates(tmp_path / "one.csv") == ["pert_00", "pert_01"]
+    (tmp_path / "smi.csv").write_text("name,smiles\naspirin,CC(=O)Oc1ccccc1C(=O)O\n")
+    assert read_candidates(tmp_path / "smi.csv") == {"aspirin": "CC(=O)Oc1ccccc1C(=O)O"}
+    (tmp_path / "f.csv").write_text("name,f0,f1\na,0.1,0.2\nb,0.3,0.4\n")
+    F = read_candidates(tmp_path / "f.csv")
+    assert list(F.index) == ["a", "b"] and F.shape == (2, 2)
+    (tmp_path / "bad.csv").write_text("name,f0\na,x\nb,y\n")
+    (tmp_path / "bad.csv").write_text("name,f0,f1\na,x,1\nb,y,2\n")
+    for name, match in (("missing.txt", "not found"), ("bad.csv", "not numeric")):
+        with pytest.raises((ValueError, FileNotFoundError), match=match):
+            read_candidates(tmp_path / name)
+    for empty in ("empty.txt", "empty.csv"):
+        (tmp_path / empty).write_text("\n# nothing\n" if empty.endswith("txt") else "")
+        with pytest.raises(ValueError, match="is empty"):
+            read_candidates(tmp_path / empty)
+
+
+def test_cli_ranks_writes_csv_and_fails_in_one_line(setup, tmp_path):
+    ens, _, far = setup
+    ens.save(tmp_path / "ens")
+    far.rename_axis("name").to_csv(tmp_path / "new.csv")
+    out = tmp_path / "ranked.csv"
+    res = runner.invoke(app, ["design", str(tmp_path / "ens"), "--candidates",
+                              str(tmp_path / "new.csv"), "--top", "2", "--doses", "0.5,1,2",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    ranked = pd.read_csv(out)
+    assert len(ranked) == 12 and ranked["selected"].sum() == 2
+    assert list(ranked.columns) == list(COLUMNS)
+    assert "next experiments" in res.output and "what drives it" in res.output
+    assert ranked.loc[0, "candidate"] in res.output
+    # the same ranking as the library call on the loaded ensemble
+    lib = cp.design.rank(ens, far, doses=[0.5, 1, 2], k=2)
+    np.testing.assert_allclose(ranked["score"], lib["score"], rtol=1e-6)
+    (tmp_path / "names.txt").write_text("pert_00\npert_01\n")
+    res = runner.invoke(app, ["design", str(tmp_path / "ens"), "-c",
+                              str(tmp_path / "names.txt"), "--top", "1"])
+    assert res.exit_code == 0 and "pert_0" in res.output, res.output
+
+    ens.members_[0].save(tmp_path / "single")
+    (tmp_path / "bad.txt").write_text("pert_00\nnot_a_drug\n")
+    (tmp_path / "empty.txt").write_text("")
+    cases = [(["single", "names.txt"], "not an ensemble"),
+             (["ens", "bad.txt"], "unknown perturbation 'not_a_drug'"),
+             (["ens", "empty.txt"], "is empty"),
+             (["ens", "missing.txt"], "not found"),
+             (["nowhere", "names.txt"], "nowhere")]
+    for (model, cand), match in cases:
+        res = runner.invoke(app, ["design", str(tmp_path / model), "--candidates",
+                                  str(tmp_path / cand), "--out", str(tmp_path / "x.csv")])
+        assert res.exit_code == 1 and match in res.output, res.output
+        assert res.output.strip().count("\n") == 0 and res.output.startswith("error:")
+    res = runner.invoke(app, ["design", str(tmp_path / "ens"), "-c", str(tmp_path / "names.txt"),
+                              "--doses", "low"])
+    assert res.exit_code == 1 and "--doses must be" in res.output
+    assert not (tmp_path / "x.csv").exists()

@@ -55,7 +55,7 @@ import pandas as pd
 
 from ._progress import progress_bar
 from .metrics import edist
-from .models.ensemble import Ensemble, _member_seed
+from .models.ensemble import Ensemble, member_seed
 
 #: columns of ``rank``'s result, in order
 COLUMNS = ("rank", "experiment", "candidate", "dose", "score", "batch_score", "selected",
@@ -175,7 +175,7 @@ def _member_cells(member, i: int, name: str, dose: float, kw: dict, *, n_cells: 
     else:
         args = {"perturbations": [name], "features": kw.get("features")}
     out = member.predict(**args, doses=dose, n_cells=n_cells, mode=mode,
-                         seed=_member_seed(seed, i))
+                         seed=member_seed(seed, i))
     return np.asarray(out.X, dtype=np.float64)
 
 

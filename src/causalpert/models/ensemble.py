@@ -66,7 +66,8 @@ def _fit_member(job: dict) -> tuple[dict, dict]:
     return model._checkpoint()
 
 
-def _member_seed(seed: int, member: int) -> int:
+def member_seed(seed: int, member: int) -> int:
+    """Member i's prediction seed from a base seed: ``SeedSequence([seed, i])``."""
     return int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
 
 
@@ -220,7 +221,7 @@ class Ensemble(PerturbationModel):
             if m == 0:
                 continue
             out = member.predict(perturbations, doses, smiles=smiles, features=features,
-                                 n_cells=m, mode=mode, seed=_member_seed(base, i),
+                                 n_cells=m, mode=mode, seed=member_seed(base, i),
                                  intended_targets=intended_targets)
             Xi = np.asarray(out.X, dtype=np.float32).reshape(P, m, d)
             if labels is None:

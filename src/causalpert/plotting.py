@@ -442,7 +442,7 @@ def reliability(probabilities, truth, *, bins: int = 10, label: str | None = Non
 
     p = np.asarray(probabilities, dtype=float)
     y = np.asarray(truth)
-    curve = reliability_curve(p, y, bins)
+    curve = pd.DataFrame(reliability_curve(p, y, bins))
     ece = expected_calibration_error(p, y, bins)
     full = curve[curve["count"] > 0]
     ax = _axes(ax, figsize=(4, 4))

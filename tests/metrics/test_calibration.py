@@ -19,7 +19,7 @@ def test_ece_by_hand():
     assert expected_calibration_error(p, y) == pytest.approx(0.05)
     curve = reliability_curve(p, y)
     assert curve["count"].tolist() == [0, 0, 4, 0, 0, 0, 0, 0, 0, 2]
-    assert curve.loc[9, "mean_p"] == pytest.approx(0.95)
+    assert curve["mean_p"][9] == pytest.approx(0.95)
 
 
 def test_calibrated_probabilities_have_small_ece_and_temperature_one():

@@ -13,7 +13,6 @@ over-confident probabilities); ``fit_temperature`` minimises the log loss over T
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
 
 from .targets import _binary_inputs
@@ -34,9 +33,10 @@ def _probabilities(p: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return s, t
 
 
-def reliability_curve(p: ArrayLike, y: ArrayLike, bins: int = 10) -> pd.DataFrame:
-    """Per equal-width bin of p: ``lo``, ``hi``, ``count``, ``mean_p``, ``share_true``
-    (empty bins kept with count 0 and NaN means)."""
+def reliability_curve(p: ArrayLike, y: ArrayLike, bins: int = 10) -> dict[str, np.ndarray]:
+    """Per equal-width bin of p, arrays [bins] ``lo``, ``hi``, ``count``, ``mean_p``,
+    ``share_true`` (empty bins kept with count 0 and NaN means; ``pd.DataFrame(curve)`` for a
+    table)."""
     s, t = _probabilities(p, y)
     if bins < 1:
         raise ValueError(f"bins must be ≥ 1, got {bins}")
@@ -46,8 +46,8 @@ def reliability_curve(p: ArrayLike, y: ArrayLike, bins: int = 10) -> pd.DataFram
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_p = np.bincount(which, weights=s, minlength=bins) / count
         share = np.bincount(which, weights=t.astype(float), minlength=bins) / count
-    return pd.DataFrame({"lo": edges[:-1], "hi": edges[1:], "count": count,
-                         "mean_p": mean_p, "share_true": share})
+    return {"lo": edges[:-1], "hi": edges[1:], "count": count, "mean_p": mean_p,
+            "share_true": share}
 
 
 def expected_calibration_error(p: ArrayLike, y: ArrayLike, bins: int = 10) -> float:
@@ -55,7 +55,7 @@ def expected_calibration_error(p: ArrayLike, y: ArrayLike, bins: int = 10) -> fl
     curve = reliability_curve(p, y, bins)
     full = curve["count"] > 0
     w = curve["count"][full] / curve["count"].sum()
-    return float((w * (curve["mean_p"][full] - curve["share_true"][full]).abs()).sum())
+    return float((w * np.abs(curve["mean_p"][full] - curve["share_true"][full])).sum())
 
 
 def apply_temperature(p: ArrayLike, temperature: float) -> np.ndarray:

@@ -299,3 +299,65 @@ def summarise_design(results: pd.DataFrame) -> pd.DataFrame:
     out["margin_mean"] = [m for m, _ in margins]
     out["margin_sd"] = [s for _, s in margins]
     return out
+
+
+def steps_options(steps: int | None) -> dict:
+    """GIM options of ``--steps N``: ``steps = N``, ``refit_steps = max(1, N // 3)`` (the
+    default 3,000 : 1,000 ratio); None → {} (GIM's defaults)."""
+    if steps is None:
+        return {}
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps must be an integer ≥ 1, got {steps!r}")
+    return {"steps": int(steps), "refit_steps": max(1, int(steps) // 3)}
+
+
+def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
+               steps: int | None = None, fresh: bool = False, progress: bool | None = None,
+               design=None, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``run_design_benchmark`` for every seed; writes ``out/results.csv`` (all rows),
+    ``out/summary.csv`` (``summarise_design``) and ``out/design_curves.png``
+    (``cp.pl.design_curves``), all atomically; job files in ``out/jobs`` (``fresh``: delete
+    this protocol's earlier ones first). ``kw`` goes to ``run_design_benchmark``."""
+    import sys
+
+    from .._io import atomic_path
+    from .._progress import progress_bar
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        for f in (out / "jobs").glob(f"design-{sim}-seed*.json"):
+            f.unlink()
+    seeds = list(seeds)
+    n_jobs = len(seeds) * len(tuple(kw.get("strategies", STRATEGIES))) * (kw.get("rounds", 4) + 1)
+    parts, reused = [], []
+    with progress_bar(f"design benchmark ({sim})", n_jobs, enabled=progress) as advance:
+        def on_job(strategy, r, was_reused):
+            reused.append(was_reused)
+            advance(1, status=f"{strategy} round {r}" + (" (reused)" if was_reused else ""))
+
+        for seed in seeds:
+            parts.append(run_design_benchmark(sim=sim, seed=seed, members=members,
+                                              gim_options=steps_options(steps), out=out,
+                                              design=design, on_job=on_job, **kw))
+    if any(reused):
+        print(f"reused {sum(reused)} of {len(reused)} (strategy, round) jobs finished earlier "
+              f"in {out / 'jobs'} (--fresh reruns them)", file=sys.stderr)
+    results = pd.concat(parts, ignore_index=True)
+    summary = summarise_design(results)
+    for name, table in (("results.csv", results), ("summary.csv", summary)):
+        with atomic_write(out / name) as fh:
+            fh.write(table.to_csv(index=False))
+    import matplotlib.pyplot as plt
+
+    from ..plotting import design_curves
+
+    axes = design_curves(results)
+    fig = axes[0].figure
+    fig.suptitle(f"design benchmark, paper-synthetic ({sim}), seeds "
+                 f"{', '.join(map(str, seeds))}: mean ± sd over seeds", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(out / "design_curves.png") as tmp:
+        fig.savefig(tmp, dpi=130, format="png")
+    plt.close(fig)
+    return results, summary

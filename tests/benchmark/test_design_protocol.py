@@ -193,3 +193,17 @@ def test_summary_margin_is_paired_by_seed():
     assert s.loc["random", "margin_mean"] == pytest.approx(-1.5)
     assert s.loc["random", "margin_sd"] == pytest.approx(np.std([-2.0, -1.0], ddof=1))
     assert s.loc["acquisition", "sd"] == pytest.approx(np.std([1.0, 2.0], ddof=1))
+
+
+def test_a_failed_fit_ends_the_curve_with_nan_and_no_area(tmp_path, monkeypatch):
+    from causalpert.models import Ensemble, FitDivergedError
+
+    def diverge(self, *a, **k):
+        raise FitDivergedError("loss is NaN at step 3")
+
+    monkeypatch.setattr(Ensemble, "fit", diverge)
+    res = dp.run_design_benchmark(seed=0, members=2, out=tmp_path, design=TINY, **SIZES)
+    curves = res[res["round"].notna()]
+    assert set(curves["round"]) == {0} and curves["value"].isna().all()
+    assert res.loc[res["round"].isna(), "value"].isna().all()
+    assert _jobs(tmp_path)["design-linear-seed0-random-round0.json"]["failed"] is True

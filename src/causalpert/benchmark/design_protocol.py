@@ -36,6 +36,10 @@ Rules (each stated once, here):
 - **area under a curve** (``auc`` rows): trapezoid over rounds 0 … rounds of the per-round
   value, divided by ``rounds`` (so it is on the metric's own scale: the mean height).
 
+A fit that diverges or ends unstable gives NaN scores for that round, ends the strategy's
+curve there (nothing to choose with) and leaves its areas NaN (``summarise_design`` counts
+only the seeds with an area: ``n_seeds``); the error is printed on stderr.
+
 Resumable: with ``out``, each finished (strategy, round) — its rows, the chosen set and the
 next batch — goes to ``out/jobs/design-<sim>-seed<seed>-<strategy>-round<r>.json``
 (atomically); a rerun reuses every file whose key (sim, seed, strategy, round, sizes,
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -170,7 +175,8 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
         fit), then per (strategy, metric) one ``auc`` row (metric ``"<metric>_auc"``,
         ``round`` and ``n_perturbations`` NA, ``fit_seconds`` the strategy's total).
     """
-    from ..models import GIM, Ensemble
+    from ..core import SimulationDivergedError, UnstableDriftError
+    from ..models import GIM, Ensemble, FitDivergedError
 
     strategies = tuple(strategies)
     bad = [s for s in strategies if s not in STRATEGIES]
@@ -208,7 +214,13 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
         cells = train[np.isin(labels, ["control", *chosen])].copy()
         ens = Ensemble(GIM(causal=sim, seed=seed, **gim_options), n=members, seed=seed)
         t0 = time.perf_counter()
-        ens.fit(cells, progress=bool(progress), **pdata.fit_kwargs)
+        try:
+            ens.fit(cells, progress=bool(progress), **pdata.fit_kwargs)
+        except (FitDivergedError, UnstableDriftError, SimulationDivergedError) as err:
+            print(f"design {sim} seed {seed}: the fit on {len(chosen)} perturbations failed "
+                  f"({type(err).__name__}: {err})", file=sys.stderr)
+            fits[key] = (None, dict.fromkeys(METRICS, float("nan")), time.perf_counter() - t0)
+            return fits[key]
         seconds = time.perf_counter() - t0
         pred = evaluate_prediction(ens, test, pdata.x_control, split="full_ood",
                                    metrics=("edist",), seed=seed)
@@ -235,7 +247,7 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
             if saved is None:
                 ens, scores, seconds = fit_and_score(chosen)
                 nxt = None
-                if r < rounds:
+                if r < rounds and ens is not None:
                     remaining = [p for p in pool if p not in chosen]
                     if strategy == "acquisition":
                         from ..design import rank
@@ -248,7 +260,8 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
                     else:
                         nxt = kcenter(zfeats.loc[remaining + chosen], chosen, batch)
                 saved = {"key": key, "key_hash": _key_hash(key), "chosen": list(chosen),
-                         "next": nxt, "scores": scores, "fit_seconds": seconds}
+                         "next": nxt, "scores": scores, "fit_seconds": seconds,
+                         "failed": ens is None}
                 if path is not None:
                     with atomic_write(path) as fh:
                         fh.write(json.dumps(saved))
@@ -261,15 +274,18 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
                      for m in METRICS]
             if on_job is not None:
                 on_job(strategy, r, reused)
+            if saved.get("failed"):  # no model to choose with: the strategy stops here
+                break
             if r < rounds:
                 chosen = chosen + list(saved["next"])
     res = pd.DataFrame(rows)
     auc = []
     for (strategy, metric), g in res.groupby(["strategy", "metric"], sort=False):
         g = g.sort_values("round")
+        whole = len(g) == rounds + 1  # a failed fit ends the curve early: no area
         auc.append({"sim": sim, "seed": seed, "strategy": strategy, "round": pd.NA,
                     "n_perturbations": pd.NA, "metric": f"{metric}_auc",
-                    "value": area_under_curve(g["value"], rounds),
+                    "value": area_under_curve(g["value"], rounds) if whole else float("nan"),
                     "fit_seconds": float(g["fit_seconds"].sum())})
     res = pd.concat([res, pd.DataFrame(auc)], ignore_index=True)
     res["round"] = res["round"].astype("Int64")
@@ -318,8 +334,6 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
     ``out/summary.csv`` (``summarise_design``) and ``out/design_curves.png``
     (``cp.pl.design_curves``), all atomically; job files in ``out/jobs`` (``fresh``: delete
     this protocol's earlier ones first). ``kw`` goes to ``run_design_benchmark``."""
-    import sys
-
     from .._io import atomic_path
     from .._progress import progress_bar
 

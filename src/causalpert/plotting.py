@@ -511,6 +511,7 @@ def design_curves(results: pd.DataFrame, *, metrics=DESIGN_PANELS, ax=None):
         higher = higher_is_better(metric)
         better = "" if higher is None else (" (higher is better)" if higher
                                             else " (lower is better)")
+        a.set_title("graph" if metric.startswith("graph") else "full_ood", fontsize=9)
         a.set_xlabel("perturbations measured", fontsize=8)
         a.set_ylabel(f"{metric}{better}", fontsize=8)
     axes[0].legend(fontsize=7)

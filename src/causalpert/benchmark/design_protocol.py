@@ -368,8 +368,9 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
 
     axes = design_curves(results)
     fig = axes[0].figure
-    fig.suptitle(f"design benchmark, paper-synthetic ({sim}), seeds "
-                 f"{', '.join(map(str, seeds))}: mean ± sd over seeds", fontsize=9)
+    which = (f"seed {seeds[0]}" if len(seeds) == 1 else
+             f"seeds {', '.join(map(str, seeds))}: mean ± sd over seeds")
+    fig.suptitle(f"design benchmark, paper-synthetic ({sim}), {which}", fontsize=9)
     fig.tight_layout()
     with atomic_path(out / "design_curves.png") as tmp:
         fig.savefig(tmp, dpi=130, format="png")

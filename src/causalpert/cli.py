@@ -334,7 +334,10 @@ def benchmark(
                                  "(simulated, known truth), activity-synthetic (half the drugs "
                                  "inhibit activity), sachs (bundled flow cytometry), "
                                  "papalexi2021 (bundled CRISPR knockouts), norman2019 (bundled "
-                                 "CRISPR activation pairs) or sciplex3 (your file, --data)."),
+                                 "CRISPR activation pairs), sciplex3 (your file, --data) or "
+                                 "design (experimental design: the ensemble's acquisition vs "
+                                 "random vs k-center over rounds; takes --sim, --seeds, "
+                                 "--members, --steps, --fresh; --methods does not apply)."),
     sim: str = typer.Option("linear", help="Ground truth for synthetic protocols: linear or mlp."),
     methods: str = typer.Option("gim,mlp,additive,free-causal,de,control,oracle",
                                 help="Comma-separated methods. Variants of gim: gim-activity, "
@@ -353,14 +356,23 @@ def benchmark(
                                "an earlier run left in OUT/jobs (they are reused when their "
                                "protocol, sim, method, seed, overrides, data and causalpert "
                                "version match; code changes are not detected)."),
+    members: int = typer.Option(3, help="--protocol design: ensemble members K ≥ 2."),
+    steps: int = typer.Option(None, help="--protocol design: cap GIM at N steps and N // 3 "
+                              "refit steps (default: GIM's 3,000 + 1,000)."),
 ) -> None:
     """Fit and score methods on a protocol; print the summary (mean ± sd over seeds). Each
     finished (method, seed) is saved in OUT/jobs, so the same command after an interruption
-    runs only the jobs that did not finish."""
+    runs only the jobs that did not finish. --protocol design runs the experimental-design
+    benchmark instead: results.csv, summary.csv (area under each curve, mean ± sd over seeds)
+    and design_curves.png."""
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         _fail(ValueError(f"--seeds must be comma-separated integers, got {seeds!r}"))
+    if protocol == "design":
+        _design_benchmark(out=out, sim=sim, seeds=seed_list, members=members, steps=steps,
+                          fresh=fresh)
+        return
     _benchmark_and_print(f"{protocol} ({sim}), seeds {seeds} — mean ± sd over seeds",
                          protocol=protocol, sim=sim, seeds=seed_list, out=out, workers=workers,
                          executor=executor, address=address, data=data, cell_line=cell_line,
@@ -472,6 +484,29 @@ def peers_list() -> None:
     for row in peers.status():
         table.add_row(row["peer"], row["status"], row["description"])
     console.print(table)
+
+
+def _design_benchmark(**kwargs) -> None:
+    """Run protocol ``design``, print the area under each curve per strategy, name the files."""
+    from .benchmark.design_protocol import run_design
+
+    try:
+        _, summary = run_design(**kwargs)
+    except (ValueError, RuntimeError, OSError) as exc:
+        _fail(exc)
+    table = Table(title=f"design benchmark ({kwargs['sim']}), seeds "
+                  f"{','.join(map(str, kwargs['seeds']))}: area under the curve over rounds, "
+                  "mean ± sd over seeds; margin = acquisition − strategy (paired by seed)")
+    for col in ("metric", "strategy", "AUC", "margin"):
+        table.add_column(col, justify="left" if col in ("metric", "strategy") else "right")
+    for _, r in summary.sort_values(["metric", "strategy"]).iterrows():
+        margin = ("" if r["margin_mean"] != r["margin_mean"]
+                  else f"{r['margin_mean']:+.4g} ± {r['margin_sd']:.2g}")
+        table.add_row(r["metric"], r["strategy"], f"{r['mean']:.4g} ± {r['sd']:.2g}", margin)
+    console.print(table)
+    out = kwargs["out"]
+    console.print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, "
+                  f"{out / 'design_curves.png'}")
 
 
 def _benchmark_and_print(title: str, **kwargs) -> None:

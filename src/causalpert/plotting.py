@@ -5,7 +5,8 @@
 - ``network``: a gene network on a circle, coloured against a reference network or by sign;
 - ``shift_scatter``: predicted vs observed mean shift per gene, with Pearson r;
 - ``benchmark_bars``: mean ± sd over seeds per method from a benchmark ``summary.csv``;
-- ``reliability``: reliability diagram of probabilities against binary truth, with the ECE.
+- ``reliability``: reliability diagram of probabilities against binary truth, with the ECE;
+- ``design_curves``: the design benchmark's curves (metric vs perturbations chosen) per strategy.
 
 Examples:
     >>> import causalpert as cp
@@ -457,3 +458,61 @@ def reliability(probabilities, truth, *, bins: int = 10, label: str | None = Non
     ax.set_ylabel("share true", fontsize=8)
     ax.legend(fontsize=7, loc="upper left")
     return ax
+
+
+DESIGN_PANELS = ("edist", "target_auroc", "graph_auprc")
+DESIGN_COLOURS = {"acquisition": "tab:purple", "random": "0.45", "kcenter": "tab:green"}
+
+
+def design_curves(results: pd.DataFrame, *, metrics=DESIGN_PANELS, ax=None):
+    """The design benchmark's curves: per metric one panel of its value against the number of
+    perturbations chosen, one line per strategy (mean over seeds) with a ± sd band.
+
+    Args:
+        results: rows of ``benchmark.design_protocol.run_design_benchmark`` (columns
+            strategy, round, n_perturbations, metric, value; several seeds stack) of one
+            ground truth (``sim``); the ``*_auc`` rows are ignored.
+        metrics: one panel per metric, in order.
+        ax: a sequence of ``len(metrics)`` Axes to draw on (default: a new figure, one row).
+
+    Returns:
+        The Axes, one per metric (a list).
+    """
+    need = ("strategy", "n_perturbations", "metric", "value")
+    if not isinstance(results, pd.DataFrame) or results.empty:
+        raise ValueError("the results table is empty: pass results.csv of a design run")
+    missing = [c for c in need if c not in results.columns]
+    if missing:
+        raise ValueError(f"results lack column(s) {missing}: pass a design results.csv")
+    if "sim" in results.columns and results["sim"].nunique() > 1:
+        raise ValueError("rows of several ground truths: select one sim of the results first")
+    curves = results[~results["metric"].astype(str).str.endswith("_auc")]
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        ax = plt.figure(figsize=(4 * len(metrics), 3.4)).subplots(1, len(metrics),
+                                                                   squeeze=False)[0]
+    axes = list(np.atleast_1d(ax))
+    if len(axes) != len(metrics):
+        raise ValueError(f"ax must hold {len(metrics)} Axes (one per metric), got {len(axes)}")
+    for a, metric in zip(axes, metrics, strict=True):
+        rows = curves[curves["metric"] == metric]
+        if rows.empty:
+            raise ValueError(f"no rows for metric {metric!r}; the results have "
+                             f"{sorted(curves['metric'].unique())}")
+        for strategy, g in rows.groupby("strategy", sort=False):
+            stats = g.groupby(g["n_perturbations"].astype(float))["value"].agg(["mean", "std"])
+            sd = stats["std"].fillna(0.0)
+            colour = DESIGN_COLOURS.get(str(strategy))
+            a.plot(stats.index, stats["mean"], marker="o", ms=3, lw=1.2, color=colour,
+                   label=str(strategy))
+            a.fill_between(stats.index, stats["mean"] - sd, stats["mean"] + sd, alpha=0.2,
+                           color=colour, lw=0)
+        higher = higher_is_better(metric)
+        better = "" if higher is None else (" (higher is better)" if higher
+                                            else " (lower is better)")
+        a.set_title("graph" if metric.startswith("graph") else "full_ood", fontsize=9)
+        a.set_xlabel("perturbations measured", fontsize=8)
+        a.set_ylabel(f"{metric}{better}", fontsize=8)
+    axes[0].legend(fontsize=7)
+    return axes

@@ -1,0 +1,378 @@
+"""Protocol ``design`` (docs/benchmarks.md): does the ensemble's acquisition pick better
+experiments than ``random`` or feature-space ``kcenter``?
+
+Data: ``paper-synthetic`` (``protocols.paper_synthetic``) for one (sim, seed). The **pool** is
+its 40 training perturbations; an **experiment** is one perturbation with all its training
+doses (0.5, 1, 1.5, 2): choosing it reveals its ``train`` cells at every dose (50 per dose).
+The **test** is the ``full_ood`` split (20 perturbations never in the pool, features only).
+
+Rules (each stated once, here):
+
+- **start set**: ``start`` perturbations drawn by ``default_rng([seed, 0])`` from the pool
+  (without replacement), the same for every strategy;
+- **round r = 0 … rounds**: fit ``Ensemble(GIM(causal=sim, seed=seed, **gim_options),
+  n=members, seed=seed)`` on the control cells + the ``train`` cells of the chosen
+  perturbations, for *every* strategy (the scored model is the same kind everywhere; a set
+  of perturbations seen twice — round 0, and the last round when the pool is used up — gives
+  the same fit, computed once). Score it: ``edist`` on every ``full_ood`` context (the
+  ensemble's mixture predictions, ``evaluate.evaluate_prediction``, prediction seed
+  ``seed``), averaged over contexts; ``target_auroc`` of the ensemble's mean target scores
+  (``Ensemble.target_scores``, what the runner ranks by) of the ``full_ood`` perturbations
+  against their true targets; ``graph_auprc`` of the mean graph (``Ensemble.graph``) against
+  the true adjacency (``evaluate.evaluate_targets`` / ``evaluate_graph``, as the runner);
+- **next batch** (after rounds 0 … rounds − 1) of ``batch`` distinct perturbations from the
+  remaining pool:
+
+  - ``acquisition``: ``design.rank(ens, features of the remaining, doses=training doses,
+    k=batch, seed=seed)`` (diversity λ = 1) ranks every (perturbation, dose); a perturbation
+    ranks where its best experiment ranks (the earliest in the greedy order), and the batch
+    is the first ``batch`` distinct perturbations in that order;
+  - ``random``: ``default_rng([seed, r + 1, 1]).choice(remaining, batch, replace=False)``
+    (r + 1: the round the batch enters; remaining in pool order);
+  - ``kcenter``: greedy k-center (``kcenter``) on the pool's features standardised over the
+    40 pool perturbations (z-scores, columns of sd 0 set to 0): repeatedly the remaining
+    perturbation farthest (Euclidean) from its nearest chosen one;
+
+- **area under a curve** (``auc`` rows): trapezoid over rounds 0 … rounds of the per-round
+  value, divided by ``rounds`` (so it is on the metric's own scale: the mean height).
+
+A fit that diverges or ends unstable gives NaN scores for that round, ends the strategy's
+curve there (nothing to choose with) and leaves its areas NaN (``summarise_design`` counts
+only the seeds with an area: ``n_seeds``); the error is printed on stderr.
+
+Resumable: with ``out``, each finished (strategy, round) — its rows, the chosen set and the
+next batch — goes to ``out/jobs/design-<sim>-seed<seed>-<strategy>-round<r>.json``
+(atomically); a rerun reuses every file whose key (sim, seed, strategy, round, sizes,
+members, GIM options, design, causalpert version) and chosen set match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from .._io import atomic_write
+from .evaluate import evaluate_graph, evaluate_prediction, evaluate_targets
+from .protocols import paper_synthetic
+
+STRATEGIES = ("acquisition", "random", "kcenter")
+METRICS = ("edist", "target_auroc", "graph_auprc")
+#: columns of ``run_design_benchmark``'s rows, in order
+COLUMNS = ("sim", "seed", "strategy", "round", "n_perturbations", "metric", "value",
+           "fit_seconds")
+
+
+def kcenter(features: pd.DataFrame, chosen, k: int) -> list[str]:
+    """Greedy k-center: ``k`` rows of ``features`` (index: names), each the remaining row
+    farthest (Euclidean) from its nearest row in ``chosen`` + the rows picked before it; ties
+    go to the earlier row; with nothing chosen the first pick is the first row. No
+    standardisation here (the caller standardises)."""
+    names = [str(n) for n in features.index]
+    X = features.to_numpy(dtype=np.float64)
+    have = [names.index(str(c)) for c in chosen]
+    left = [i for i in range(len(names)) if i not in have]
+    if k > len(left):
+        raise ValueError(f"k-center: {k} to pick but only {len(left)} left")
+    near = (np.full(len(names), np.inf) if not have else
+            np.min(np.linalg.norm(X[:, None] - X[have][None], axis=2), axis=1))
+    picks = []
+    for _ in range(k):
+        i = max(left, key=lambda j: (near[j], -j))  # farthest; ties: the earlier row
+        picks.append(names[i])
+        left.remove(i)
+        near = np.minimum(near, np.linalg.norm(X - X[i], axis=1))
+    return picks
+
+
+def standardise(features: pd.DataFrame) -> pd.DataFrame:
+    """Z-scores per column (ddof 0); a constant column becomes 0."""
+    sd = features.std(ddof=0).replace(0.0, 1.0)
+    return (features - features.mean()) / sd
+
+
+def acquisition_batch(ranked: pd.DataFrame, k: int) -> list[str]:
+    """The first ``k`` distinct candidates in ``design.rank``'s order (a perturbation ranks
+    where its best experiment ranks)."""
+    order = ranked.sort_values("rank")["candidate"].astype(str)
+    return list(dict.fromkeys(order))[:k]
+
+
+def start_set(pool: list[str], start: int, seed: int) -> list[str]:
+    """``start`` perturbations of ``pool`` drawn by ``default_rng([seed, 0])``, in pool order."""
+    idx = np.random.default_rng([seed, 0]).choice(len(pool), size=start, replace=False)
+    return [pool[i] for i in sorted(idx)]
+
+
+def random_batch(remaining: list[str], k: int, seed: int, round_: int) -> list[str]:
+    """``k`` of ``remaining`` drawn by ``default_rng([seed, round_, 1])``."""
+    idx = np.random.default_rng([seed, round_, 1]).choice(len(remaining), size=k,
+                                                           replace=False)
+    return [remaining[i] for i in idx]
+
+
+def area_under_curve(values, rounds: int) -> float:
+    """Trapezoid over rounds 0 … rounds (unit spacing), divided by ``rounds``."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(((v[1:] + v[:-1]) / 2).sum() / rounds)
+
+
+def _job_key(**kw) -> dict:
+    return {"protocol": "design", **kw, "causalpert": __version__}
+
+
+def _key_hash(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def _job_file(out: Path, sim: str, seed: int, strategy: str, round_: int) -> Path:
+    return out / "jobs" / f"design-{sim}-seed{seed}-{strategy}-round{round_}.json"
+
+
+def _load_job(path: Path, key: dict, chosen: list[str]) -> dict | None:
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(saved, dict) or saved.get("key_hash") != _key_hash(key)
+            or saved.get("chosen") != chosen):
+        return None
+    return saved
+
+
+def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
+                         strategies=STRATEGIES, start: int = 8, rounds: int = 4,
+                         batch: int = 8, members: int = 3, gim_options: dict | None = None,
+                         out=None, progress: bool | None = None, design=None,
+                         on_job: Callable[[str, int, bool], None] | None = None,
+                         ) -> pd.DataFrame:
+    """Run protocol ``design`` for one (sim, seed); the rules: the module docstring.
+
+    Args:
+        sim: ground truth, ``"linear"`` or ``"mlp"``.
+        seed: data seed, and the seed of the start set, the random batches, the ensemble and
+            its predictions.
+        strategies: any of ``STRATEGIES``.
+        start, rounds, batch: start-set size, rounds after it, perturbations added per round
+            (start + rounds · batch ≤ pool size).
+        members: ensemble members K ≥ 2 (the acquisition needs their disagreement).
+        gim_options: extra ``GIM`` options (e.g. ``{"steps": 500, "refit_steps": 150}``).
+        out: directory for the resumable job files (None: nothing written).
+        progress: GIM fit progress bars (default: off).
+        design: ``SyntheticDesign`` sizes (tests only; the protocol uses the defaults).
+        on_job: called ``on_job(strategy, round, reused)`` after each (strategy, round).
+
+    Returns:
+        DataFrame with ``COLUMNS``: per (strategy, round, metric) one row (``round`` 0 …
+        rounds, ``n_perturbations`` chosen so far, ``fit_seconds`` of that round's ensemble
+        fit), then per (strategy, metric) one ``auc`` row (metric ``"<metric>_auc"``,
+        ``round`` and ``n_perturbations`` NA, ``fit_seconds`` the strategy's total).
+    """
+    from ..core import SimulationDivergedError, UnstableDriftError
+    from ..models import GIM, Ensemble, FitDivergedError
+
+    strategies = tuple(strategies)
+    bad = [s for s in strategies if s not in STRATEGIES]
+    if bad or not strategies or len(set(strategies)) != len(strategies):
+        raise ValueError(f"strategies must be distinct names from {STRATEGIES}, got "
+                         f"{list(strategies)}")
+    for name, v, low in (("start", start, 1), ("rounds", rounds, 1), ("batch", batch, 1),
+                         ("members", members, 2)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < low:
+            raise ValueError(f"{name} must be an integer ≥ {low}, got {v!r}")
+    gim_options = dict(gim_options or {})
+    pdata = paper_synthetic(sim=sim, seed=seed, design=design)
+    pool = [str(p) for p in pdata.target_sets["id"]]
+    if start + rounds * batch > len(pool):
+        raise ValueError(f"start + rounds × batch = {start + rounds * batch} exceeds the pool "
+                         f"of {len(pool)} training perturbations")
+    train, test = pdata.train, pdata.tests["full_ood"]
+    ood = [str(p) for p in pdata.target_sets["full_ood"]]
+    feats = train.uns["perturbation_features"].loc[pool]
+    zfeats = standardise(feats)
+    doses = sorted(float(x) for x in train.obs.loc[train.obs["perturbation"] != "control",
+                                                   "dose"].unique())
+    labels = train.obs["perturbation"].astype(str).to_numpy()
+    out = None if out is None else Path(out)
+    first = start_set(pool, start, seed)
+    # sorted chosen set → (ensemble, scores, fit seconds): the last fit, the start set's and
+    # the whole pool's (the sets every strategy shares) are kept
+    shared = {tuple(sorted(first)), tuple(sorted(pool))}
+    fits: dict[tuple[str, ...], tuple] = {}
+
+    def fit_and_score(chosen: list[str]):
+        key = tuple(sorted(chosen))
+        if key in fits:
+            return fits[key]
+        cells = train[np.isin(labels, ["control", *chosen])].copy()
+        ens = Ensemble(GIM(causal=sim, seed=seed, **gim_options), n=members, seed=seed)
+        t0 = time.perf_counter()
+        try:
+            ens.fit(cells, progress=bool(progress), **pdata.fit_kwargs)
+        except (FitDivergedError, UnstableDriftError, SimulationDivergedError) as err:
+            print(f"design {sim} seed {seed}: the fit on {len(chosen)} perturbations failed "
+                  f"({type(err).__name__}: {err})", file=sys.stderr)
+            fits[key] = (None, dict.fromkeys(METRICS, float("nan")), time.perf_counter() - t0)
+            return fits[key]
+        seconds = time.perf_counter() - t0
+        pred = evaluate_prediction(ens, test, pdata.x_control, split="full_ood",
+                                   metrics=("edist",), seed=seed)
+        scores = {"edist": float(np.mean([r["value"] for r in pred]))}
+        tgt = evaluate_targets(ens.target_scores(ood), pdata.truth_targets, split="full_ood")
+        scores["target_auroc"] = float(next(r["value"] for r in tgt
+                                            if r["metric"] == "target_auroc"))
+        scores["graph_auprc"] = float(evaluate_graph(ens.graph(), pdata.true_graph)[0]["value"])
+        for k in [k for k in fits if k not in shared]:
+            del fits[k]
+        fits[key] = (ens, scores, seconds)
+        return fits[key]
+
+    rows = []
+    for strategy in strategies:
+        chosen = list(first)
+        for r in range(rounds + 1):
+            key = _job_key(sim=sim, seed=seed, strategy=strategy, round=r, start=start,
+                           rounds=rounds, batch=batch, members=members,
+                           gim_options=gim_options,
+                           design=None if design is None else repr(design))
+            path = None if out is None else _job_file(out, sim, seed, strategy, r)
+            saved = None if path is None else _load_job(path, key, chosen)
+            if saved is None:
+                ens, scores, seconds = fit_and_score(chosen)
+                nxt = None
+                if r < rounds and ens is not None:
+                    remaining = [p for p in pool if p not in chosen]
+                    if strategy == "acquisition":
+                        from ..design import rank
+
+                        ranked = rank(ens, feats.loc[remaining], doses=doses, k=batch,
+                                      seed=seed, progress=False)
+                        nxt = acquisition_batch(ranked, batch)
+                    elif strategy == "random":
+                        nxt = random_batch(remaining, batch, seed, r + 1)
+                    else:
+                        nxt = kcenter(zfeats.loc[remaining + chosen], chosen, batch)
+                saved = {"key": key, "key_hash": _key_hash(key), "chosen": list(chosen),
+                         "next": nxt, "scores": scores, "fit_seconds": seconds,
+                         "failed": ens is None}
+                if path is not None:
+                    with atomic_write(path) as fh:
+                        fh.write(json.dumps(saved))
+                reused = False
+            else:
+                reused = True
+            rows += [{"sim": sim, "seed": seed, "strategy": strategy, "round": r,
+                      "n_perturbations": len(chosen), "metric": m,
+                      "value": saved["scores"][m], "fit_seconds": saved["fit_seconds"]}
+                     for m in METRICS]
+            if on_job is not None:
+                on_job(strategy, r, reused)
+            if saved.get("failed"):  # no model to choose with: the strategy stops here
+                break
+            if r < rounds:
+                chosen = chosen + list(saved["next"])
+    res = pd.DataFrame(rows)
+    auc = []
+    for (strategy, metric), g in res.groupby(["strategy", "metric"], sort=False):
+        g = g.sort_values("round")
+        whole = len(g) == rounds + 1  # a failed fit ends the curve early: no area
+        auc.append({"sim": sim, "seed": seed, "strategy": strategy, "round": pd.NA,
+                    "n_perturbations": pd.NA, "metric": f"{metric}_auc",
+                    "value": area_under_curve(g["value"], rounds) if whole else float("nan"),
+                    "fit_seconds": float(g["fit_seconds"].sum())})
+    res = pd.concat([res, pd.DataFrame(auc)], ignore_index=True)
+    res["round"] = res["round"].astype("Int64")
+    res["n_perturbations"] = res["n_perturbations"].astype("Int64")
+    return res[list(COLUMNS)]
+
+
+def summarise_design(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (sim, strategy, metric) of the ``auc`` rows: mean, sd (ddof 1; 0 for one seed) and
+    n_seeds over seeds, and the paired margin of ``acquisition`` over that strategy (per seed
+    acquisition − strategy; mean and sd over seeds; NaN for acquisition itself or without
+    it). For ``edist_auc`` a negative margin favours the acquisition, for the others a
+    positive one."""
+    auc = results[results["metric"].str.endswith("_auc")]
+    out = auc.groupby(["sim", "strategy", "metric"], sort=False)["value"].agg(
+        mean="mean", sd="std", n_seeds="count").reset_index()
+    out["sd"] = out["sd"].fillna(0.0)
+    wide = auc.pivot_table(index=["sim", "metric", "seed"], columns="strategy", values="value")
+    margins = []
+    for _, r in out.iterrows():
+        if "acquisition" not in wide.columns or r["strategy"] == "acquisition":
+            margins.append((np.nan, np.nan))
+            continue
+        w = wide.loc[(r["sim"], r["metric"])]
+        diff = (w["acquisition"] - w[r["strategy"]]).dropna()
+        margins.append((diff.mean(), diff.std(ddof=1) if len(diff) > 1 else 0.0))
+    out["margin_mean"] = [m for m, _ in margins]
+    out["margin_sd"] = [s for _, s in margins]
+    return out
+
+
+def steps_options(steps: int | None) -> dict:
+    """GIM options of ``--steps N``: ``steps = N``, ``refit_steps = max(1, N // 3)`` (the
+    default 3,000 : 1,000 ratio); None → {} (GIM's defaults)."""
+    if steps is None:
+        return {}
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps must be an integer ≥ 1, got {steps!r}")
+    return {"steps": int(steps), "refit_steps": max(1, int(steps) // 3)}
+
+
+def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
+               steps: int | None = None, fresh: bool = False, progress: bool | None = None,
+               design=None, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``run_design_benchmark`` for every seed; writes ``out/results.csv`` (all rows),
+    ``out/summary.csv`` (``summarise_design``) and ``out/design_curves.png``
+    (``cp.pl.design_curves``), all atomically; job files in ``out/jobs`` (``fresh``: delete
+    this protocol's earlier ones first). ``kw`` goes to ``run_design_benchmark``."""
+    from .._io import atomic_path
+    from .._progress import progress_bar
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        for f in (out / "jobs").glob(f"design-{sim}-seed*.json"):
+            f.unlink()
+    seeds = list(seeds)
+    n_jobs = len(seeds) * len(tuple(kw.get("strategies", STRATEGIES))) * (kw.get("rounds", 4) + 1)
+    parts, reused = [], []
+    with progress_bar(f"design benchmark ({sim})", n_jobs, enabled=progress) as advance:
+        def on_job(strategy, r, was_reused):
+            reused.append(was_reused)
+            advance(1, status=f"{strategy} round {r}" + (" (reused)" if was_reused else ""))
+
+        for seed in seeds:
+            parts.append(run_design_benchmark(sim=sim, seed=seed, members=members,
+                                              gim_options=steps_options(steps), out=out,
+                                              design=design, on_job=on_job, **kw))
+    if any(reused):
+        print(f"reused {sum(reused)} of {len(reused)} (strategy, round) jobs finished earlier "
+              f"in {out / 'jobs'} (--fresh reruns them)", file=sys.stderr)
+    results = pd.concat(parts, ignore_index=True)
+    summary = summarise_design(results)
+    for name, table in (("results.csv", results), ("summary.csv", summary)):
+        with atomic_write(out / name) as fh:
+            fh.write(table.to_csv(index=False))
+    import matplotlib.pyplot as plt
+
+    from ..plotting import design_curves
+
+    axes = design_curves(results)
+    fig = axes[0].figure
+    which = (f"seed {seeds[0]}" if len(seeds) == 1 else
+             f"seeds {', '.join(map(str, seeds))}: mean ± sd over seeds")
+    fig.suptitle(f"design benchmark, paper-synthetic ({sim}), {which}", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(out / "design_curves.png") as tmp:
+        fig.savefig(tmp, dpi=130, format="png")
+    plt.close(fig)
+    return results, summary

@@ -50,14 +50,16 @@ class FitConfig:
         refit_steps: steps of the refit stage of variant A (``GIM._refit``): targets frozen
             at m = 1[π > 0.5], drift and Hill parameters re-estimated without the target
             penalty (and without the L1 on a linear graph), as in a relaxed lasso; 0: off.
-        refit_support: a linear graph's refit drops the L1 only on the edges whose stage-1
-            |weight| is ≥ this (control-sd units); the others keep stage 1's edge L1, so they
-            stay near 0 unless the data pull them out. Without it the refit, which has no L1,
-            lets Adam move all d² weights by ~lr per step whatever the size of their gradient
-            (a random walk for edges with no signal): at d = 500–1,000 W fills with noise
-            weights and turns unstable (max Re eig +4 on a random screen). 0.01: an effect of
-            1 % of a sd per sd, below what ~10³ cells per context resolve (a slope's standard
-            error ≈ 1/√n ≈ 0.03). 0 frees every edge (the former refit).
+        refit_support: a linear refit that makes W unstable (a refresh of the stability
+            penalty finds max Re eig > 0) starts again from stage 1, dropping the L1 only on
+            the edges whose stage-1 |weight| is ≥ this (control-sd units); the others keep
+            stage 1's edge L1, so they stay near 0 unless the data pull them out
+            (``GIM._refit``). Adam moves every weight by ~lr per step whatever the size of
+            its gradient, so a refit without L1 random-walks the d² weights that have no
+            signal: at d = 500–1,000 W fills with noise weights and turns unstable (max Re
+            eig +4 on a random screen). 0.01: an effect of 1 % of a sd per sd, below what
+            ~10³ cells per context resolve (a slope's standard error ≈ 1/√n ≈ 0.03). 0: never
+            (the edges are then scaled after the fit if W is unstable, ``_ensure_stable``).
         feature_head: how variant A maps features to a new perturbation's intervention:
             ``"ridge"``, ``"rbf"`` (kernel ridge) or ``"cv"`` (each head the one with the lower
             leave-one-perturbation-out error; ``models.heads``). Both give a predictive

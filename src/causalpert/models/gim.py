@@ -116,6 +116,10 @@ class _StabilityPenalty:
         return torch.relu(lam + self.margin) ** 2
 
 
+class _RefitUnstable(Exception):
+    """The free refit made W unstable (``GIM._refit`` then refits on the stage-1 support)."""
+
+
 def _outside_support(drift, threshold: float) -> torch.Tensor:
     """[d, d] mask of the edges whose stage-1 |w| < ``threshold`` (``FitConfig.refit_support``):
     the refit keeps their L1, so only edges that stage 1 selected are refitted freely."""
@@ -429,11 +433,35 @@ class GIM(PerturbationModel):
         With ``calibrated_targets``, π is then set to sigmoid(w |π ⊙ a| + b), the logistic fit
         of π on the refitted expected amplitude (spurious targets keep a saturated π but lose
         their amplitude), and the refit runs ``refit_steps // 2`` more steps on those targets.
+
+        A linear refit without L1 lets Adam random-walk every weight that has no signal (a
+        step of ~lr whatever the gradient's size); with d² of them W can turn unstable faster
+        than the penalty's refreshes follow (d ≳ 500). When a refresh finds max Re eig(W) > 0,
+        the refit starts again from the stage-1 state (same minibatches), now keeping stage
+        1's edge L1 on the edges below ``refit_support`` (``refit_on_support_`` = True).
         """
+        cfg = self.config
+        fallback = self.causal == "linear" and cfg.refit_support > 0 and not cfg.refit_graph_l1
+        start = (copy.deepcopy(self.drift.state_dict()), copy.deepcopy(self.net.state_dict()),
+                 g.get_state()) if fallback else None
+        self.refit_on_support_ = False
+        try:
+            self._refit_rounds(z, pert, pidx, g, progress, dev, None, watch=fallback)
+        except _RefitUnstable:  # redo it from stage 1, freeing only the stage-1 support
+            self.drift.load_state_dict(start[0])
+            self.net.load_state_dict(start[1])
+            g.set_state(start[2])
+            self.refit_on_support_ = True
+            self._refit_rounds(z, pert, pidx, g, progress, dev,
+                               _outside_support(self.drift, cfg.refit_support), watch=False)
+
+    def _refit_rounds(self, z: Contexts, pert, pidx, g, progress, dev, outside, *,
+                      watch: bool) -> None:
+        """The refit's rounds; ``outside`` [d, d]: edges that keep stage 1's L1 (None: all
+        free). ``watch``: raise ``_RefitUnstable`` when a refresh of the stability penalty
+        finds max Re eig(W) > 0 (the penalty has lost hold of W)."""
         cfg, drift, net, h = self.config, self.drift, self.net, self.bandwidth_
         B = min(cfg.batch_contexts, len(pert))
-        outside = (_outside_support(drift, cfg.refit_support)
-                   if self.causal == "linear" and cfg.refit_support > 0 else None)
         keep_l1 = self.causal == "mlp" or cfg.refit_graph_l1
         lambda_graph = cfg.lambda_graph if keep_l1 else 0.0
         stability = _StabilityPenalty(z.n_genes, cfg.stability_margin)
@@ -462,6 +490,8 @@ class GIM(PerturbationModel):
                 terms["stability"] = stability(drift) + _intervened_stability(
                     drift, iv, cfg.stability_margin)
                 loss = loss + cfg.stability_weight * terms["stability"]
+                if watch and stability.leading.value > 0:
+                    raise _RefitUnstable
             return {"loss": loss, **terms}
 
         effect_keys = [k for k in net.keys if k != "logits"]
@@ -596,6 +626,7 @@ class GIM(PerturbationModel):
         if self.causal == "linear":
             out["max_real_eigenvalue"] = max_real_eigenvalue(self.drift.W)
             out["stability_scale"] = getattr(self, "stability_scale_", 1.0)
+            out["refit_on_support"] = float(getattr(self, "refit_on_support_", False))
         return out
 
     def _interventions(self, F: torch.Tensor, doses: torch.Tensor, perturbations,
@@ -750,7 +781,8 @@ class GIM(PerturbationModel):
                  "history": self.history_.to_dict(), "seen": self.seen_, "heads": {},
                  "calibration": list(getattr(self, "calibration_", ())),
                  "genetic": getattr(self, "genetic_", None),
-                 "stability_scale": getattr(self, "stability_scale_", 1.0)}
+                 "stability_scale": getattr(self, "stability_scale_", 1.0),
+                 "refit_on_support": getattr(self, "refit_on_support_", False)}
         for k, r in getattr(self, "heads_", {}).items():
             tensors |= r.to_tensors(f"head.{k}")
             extra["heads"][k] = r.meta()
@@ -777,5 +809,6 @@ class GIM(PerturbationModel):
         self.genetic_ = extra.get("genetic")  # None: older checkpoints
         self.history_ = History.from_dict(extra["history"])  # so a loaded model saves again
         self.stability_scale_ = extra.get("stability_scale", 1.0)
+        self.refit_on_support_ = extra.get("refit_on_support", False)
         self.drift.eval()
         self.net.eval()

@@ -51,8 +51,9 @@ class FitConfig:
             at m = 1[π > 0.5], drift and Hill parameters re-estimated without the target
             penalty (and without the L1 on a linear graph), as in a relaxed lasso; 0: off.
         refit_support: a linear refit that makes W unstable (two refreshes of the stability
-            penalty in a row find max Re eig > 0, the second no lower) starts again from stage 1, dropping the L1 only on
-            the edges whose stage-1 |weight| is ≥ this (control-sd units); the others keep
+            penalty in a row find max Re eig > 0, the second no lower) starts again from
+            stage 1, dropping the L1 only on the edges whose stage-1 |weight| is ≥ this
+            (control-sd units); the others keep
             stage 1's edge L1, so they stay near 0 unless the data pull them out
             (``GIM._refit``). Adam moves every weight by ~lr per step whatever the size of
             its gradient, so a refit without L1 random-walks the d² weights that have no

@@ -470,7 +470,7 @@ class GIM(PerturbationModel):
         keep_l1 = self.causal == "mlp" or cfg.refit_graph_l1
         lambda_graph = cfg.lambda_graph if keep_l1 else 0.0
         stability = _StabilityPenalty(z.n_genes, cfg.stability_margin)
-        trail = [-math.inf]  # max Re eig(W) at each refresh
+        last = {"lam": -math.inf}  # max Re eig(W) at the last refresh
         masks = {}
         origin = self._activity_origin().to(dev)
         moments = self.causal == "linear" and cfg.moment_weight > 0
@@ -497,8 +497,8 @@ class GIM(PerturbationModel):
                     drift, iv, cfg.stability_margin)
                 loss = loss + cfg.stability_weight * terms["stability"]
                 if watch and stability.refreshed:
-                    lam, prev = stability.leading.value, trail[-1]
-                    trail.append(lam)
+                    lam, prev = stability.leading.value, last["lam"]
+                    last["lam"] = lam
                     if prev > 0 and lam >= prev:  # unstable, and not recovering
                         raise _RefitUnstable
             return {"loss": loss, **terms}

@@ -22,17 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ridge import ALPHA_GRID, RidgeFit, fit_ridge_cv
+from .ridge import ALPHA_GRID, RidgeFit, fit_ridge_cv, standardise
 
 #: RBF length scales tried, as multiples s of the median squared distance m (ℓ² = s m).
 LENGTH_SCALES = (0.25, 1.0, 4.0)
 HEADS = ("ridge", "rbf", "cv")
-
-
-def _standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x_mean, x_sd = X.mean(0), X.std(0)
-    x_sd = np.where(x_sd > 1e-8, x_sd, 1.0)
-    return (X - x_mean) / x_sd, x_mean, x_sd
 
 
 def _rbf(A: np.ndarray, B: np.ndarray, ell2: float) -> np.ndarray:
@@ -129,7 +123,7 @@ def fit_rbf_cv(X: np.ndarray, Y: np.ndarray, groups, alphas=ALPHA_GRID,
                scales=LENGTH_SCALES) -> RBFHead:
     """RBF kernel ridge, (α, s) by leave-one-group-out CV (≥ 3 groups; else the grid's
     middle), refitted on all rows. The mean ȳ is the training fold's."""
-    Xs, x_mean, x_sd = _standardise(X)
+    Xs, x_mean, x_sd = standardise(X)
     groups = np.asarray(groups)
     names = np.unique(groups)
     d2 = ((Xs[:, None] - Xs[None]) ** 2).sum(-1)
@@ -169,7 +163,7 @@ def select_head(X: np.ndarray, Y: np.ndarray, groups, kind: str = "cv",
     if kind not in HEADS:
         raise ValueError(f"head kind must be one of {HEADS}, got {kind!r}")
     ridge = fit_ridge_cv(X, Y, groups, alphas)
-    linear = LinearHead(ridge, _standardise(X)[0],
+    linear = LinearHead(ridge, (X - ridge.x_mean) / ridge.x_sd,  # its standardised inputs
                         min(ridge.cv_error) if ridge.cv_error else float(Y.var()))
     if kind == "ridge" or (kind == "cv" and (len(np.unique(groups)) < 3 or len(alphas) == 1)):
         return linear

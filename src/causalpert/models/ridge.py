@@ -71,6 +71,13 @@ class RidgeFit:
         return cls(*(tensors[f"{prefix}.{k}"].numpy() for k in cls.PARTS), alpha, [])
 
 
+def standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X − mean) / sd per column, with the mean and sd (a constant column keeps sd 1)."""
+    x_mean, x_sd = X.mean(0), X.std(0)
+    x_sd = np.where(x_sd > 1e-8, x_sd, 1.0)
+    return (X - x_mean) / x_sd, x_mean, x_sd
+
+
 def cv_alphas(alphas, feature_source: str) -> list[float]:
     """The α grid for ``fit_ridge_cv``. With one-hot features a held-out perturbation shares
     nothing with the others, so leave-one-perturbation-out CV cannot rank α (it picks one by
@@ -87,9 +94,7 @@ def fit_ridge_cv(X: np.ndarray, Y: np.ndarray, groups, alphas=ALPHA_GRID) -> Rid
         X: inputs [n, q]. Y: targets [n, d]. groups: [n] group labels (all rows of a group
             are held out together, e.g. every dose of one perturbation).
     """
-    x_mean, x_sd = X.mean(0), X.std(0)
-    x_sd = np.where(x_sd > 1e-8, x_sd, 1.0)
-    Xs = (X - x_mean) / x_sd
+    Xs, x_mean, x_sd = standardise(X)
     groups = np.asarray(groups)
     names = np.unique(groups)
     alphas = [float(a) for a in alphas]

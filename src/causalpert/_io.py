@@ -10,6 +10,7 @@ reading the umask means setting it, which races with other threads.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,13 @@ from typing import IO
 def _temp_name(path: Path) -> Path:
     # hidden, and ending in the target's name so writers that look at the suffix see it
     return path.with_name(f".{os.urandom(4).hex()}.{path.name}")
+
+
+def stale_temps(directory) -> list[Path]:
+    """Temporary files in ``directory`` left by writers that were killed before their rename
+    (the ``finally`` that removes them never ran)."""
+    pattern = re.compile(r"\.[0-9a-f]{8}\..+")
+    return [f for f in Path(directory).glob(".*") if pattern.fullmatch(f.name)]
 
 
 def _claim(path: Path, make) -> Path:

@@ -137,7 +137,7 @@ runner.run_benchmark(out={str(tmp_path)!r}, protocol="paper-synthetic", sim="lin
     proc = subprocess.Popen([sys.executable, "-c", script], env=env)
     try:
         deadline = time.monotonic() + 120
-        while len(list(tmp_path.glob("jobs/*.json"))) < 2:
+        while len([f for f in tmp_path.glob("jobs/[!.]*.json")]) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, "no job files"
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
@@ -148,6 +148,8 @@ runner.run_benchmark(out={str(tmp_path)!r}, protocol="paper-synthetic", sim="lin
     before = _stamps(tmp_path)
     assert sorted(before) == ["additive-seed0.json", "control-seed0.json"]
 
+    stale = tmp_path / "jobs" / ".0badc0de.additive-seed1.json"  # as a kill mid-write leaves
+    stale.write_text('{"half": ')
     capsys.readouterr()
     run_benchmark(out=tmp_path, workers=2, **RESUME)  # the process pool, this time
     assert "reusing 2 of 4 jobs" in capsys.readouterr().err

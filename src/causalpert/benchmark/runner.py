@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from .._io import atomic_write
+from .._io import atomic_write, stale_temps
 from .evaluate import (
     evaluate_graph,
     evaluate_prediction,
@@ -240,6 +240,8 @@ def run_benchmark(*, protocol: str, sim: str, methods: list[str], seeds: list[in
     run_jobs = get_executor(executor)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for f in stale_temps(out / "jobs"):  # a killed run's half-written job file
+        f.unlink()
     if fresh:
         for f in (out / "jobs").glob("*.json"):
             f.unlink()

@@ -9,6 +9,7 @@ from causalpert.models.heads import (
     RBFHead,
     fit_rbf_cv,
     head_from_checkpoint,
+    held_out_predictions,
     select_head,
 )
 
@@ -71,3 +72,20 @@ def test_unknown_head_kind_is_a_one_line_error():
     X, Y, g = _data(curved=False)
     with pytest.raises(ValueError, match="head kind must be one of"):
         select_head(X, Y, g, "gp")
+
+
+@pytest.mark.parametrize("kind", ["ridge", "rbf"])
+def test_held_out_predictions_reproduce_the_cv_error_the_head_was_chosen_by(kind):
+    """Each row predicted by the head refitted without its group: their squared error is the
+    leave-one-group-out error the head's penalty was chosen by, and far above the in-sample
+    error (the RBF head on a curved map; held-out rows are what an unseen perturbation gets)."""
+    X, Y, _ = _data(curved=True, seed=2)
+    g = np.repeat(np.arange(20), 2)  # groups of two rows, held out together
+    head = select_head(X, Y, g, kind)
+    held = held_out_predictions(head, X, Y, g)
+    cv = float(((held - Y) ** 2).mean())
+    np.testing.assert_allclose(cv, head.cv_mse, rtol=1e-8)
+    in_sample = float(((head(X) - Y) ** 2).mean())
+    assert cv > (1.5 if kind == "rbf" else 1.0) * in_sample  # ridge: α large, nearly the mean
+    few = np.repeat([0, 1], 20)  # two groups: nothing to hold out, the in-sample fit
+    np.testing.assert_array_equal(held_out_predictions(head, X, Y, few), head(X))

@@ -80,7 +80,10 @@ def _pair_terms(x: torch.Tensor, f: torch.Tensor, D: torch.Tensor) -> dict[str, 
     f(x_b)·r = −(f(x_a)·r)ᵀ, likewise with D, so those are transposes. The Grams come from
     ``_Grams`` (hand-written backward) unless x itself needs a gradient.
     """
-    grams = _grams(x, f, D) if x.requires_grad else _Grams.apply(x, f, D)
+    return _terms_from_grams(_grams(x, f, D) if x.requires_grad else _Grams.apply(x, f, D))
+
+
+def _terms_from_grams(grams) -> dict[str, torch.Tensor]:
     xx, xDx, xD2x, ff, fx, fDx, na, nD, nD2 = grams
 
     def sq_dist(norms, gram):  # Σ_j w_j (x_aj − x_bj)²
@@ -302,7 +305,8 @@ def kds_shift_gain(
     C_j δ² with B_j = ½ ∂KDS/∂δ_j (one backward pass) and, from the pair terms,
     C_j = mean_pairs k(a, b) (1/h² − r_j²/h⁴) (``_shift_curvature``, shared with
     ``kds_bernoulli``). The best shift is δ*_j = −B_j / C_j and the
-    drop R_j = B_j² / C_j ≥ 0. Cost O(K n² d), like ``kds``.
+    drop R_j = B_j² / C_j ≥ 0. Cost: one forward pass of ``kds`` (the Grams, O(K n² d));
+    B needs only the column sums of the f-Grams' gradients (O(K n d)), and C reuses ‖r‖².
 
     Args:
         x, f, sigma2, bandwidth: as for ``kds`` (x, f [K, n, d], sigma2 [K, d]).
@@ -317,14 +321,21 @@ def kds_shift_gain(
     if estimator not in ("u", "v"):
         raise ValueError(f"kds_shift_gain needs a pairwise estimator ('u' or 'v'), got "
                          f"{estimator!r}")
-    with torch.enable_grad():
-        delta = torch.zeros(f.shape[0], f.shape[-1], dtype=f.dtype, device=f.device,
-                            requires_grad=True)
-        value = kds(x.detach(), f.detach() + delta[:, None], sigma2.detach(),
-                    bandwidth=bandwidth, estimator=estimator).sum()
-        (grad,) = torch.autograd.grad(value, delta)
+    h2 = bandwidth**2
     with torch.no_grad():
-        C = _shift_curvature(x, torch.cdist(x, x).pow(2), bandwidth**2, estimator)
+        grams = list(_grams(x.detach(), f.detach(), sigma2.detach()))
+    with torch.enable_grad():  # KDS's gradient w.r.t. the f-Grams: elementwise, O(K n²)
+        for i in (3, 4, 5):  # f fᵀ, f xᵀ, f D xᵀ
+            grams[i].requires_grad_(True)
+        t = _terms_from_grams(grams)
+        value = _pair_mean(_stein_kernel(t, sigma2, bandwidth), estimator).sum()
+        g_ff, g_fx, g_fDx = torch.autograd.grad(value, grams[3:6])
+    with torch.no_grad():
+        # ∂KDS/∂δ = Σ_a ∂KDS/∂f_a; with ∂/∂f = [G_ff + G_ffᵀ | G_fx | G_fDx] [f; x; x D]
+        # (``_Grams``) the sum over a needs only the Grams' column sums: O(K n d), not n² d
+        col = torch.cat([g_ff.sum(1) + g_ff.sum(2), g_fx.sum(1), g_fDx.sum(1)], 1)[:, None]
+        grad = (col @ torch.cat([f, x, x * sigma2[:, None, :]], 1))[:, 0]  # [K, d]
+        C = _shift_curvature(x, t["rr"].detach(), h2, estimator)
         B = grad / 2
         if pooled:
             B, C = B.mean(0, keepdim=True), C.mean(0, keepdim=True)

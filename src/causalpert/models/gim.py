@@ -46,7 +46,7 @@ from .causal import (
 )
 from .config import FitConfig
 from .gim_module import InterventionNet, LatentInterventions, hill_activity, hill_shift
-from .heads import LinearHead, head_from_checkpoint, select_head
+from .heads import LinearHead, head_from_checkpoint, held_out_predictions, select_head
 from .ridge import RidgeFit
 from .training import History, train
 
@@ -608,9 +608,12 @@ class GIM(PerturbationModel):
         """Variant A, step 2: heads (ridge or RBF kernel ridge, ``FitConfig.feature_head``;
         ``models.heads``) from standardised features to the expected amplitude e = π ⊙ a (and
         activity π ⊙ r), log EC50 and Hill (penalties by leave-one-perturbation-out CV); then
-        π = sigmoid(w |e| + b), a logistic calibration on the training perturbations. (Logits
-        and raw amplitudes are poor regression targets: logits saturate and a is
-        unconstrained wherever π ≈ 0.)"""
+        π = sigmoid(w |e| + b), a logistic calibration of the training perturbations' π on the
+        effects the heads predict for them when each is held out (``held_out_predictions``:
+        what an unseen perturbation gets; calibrated on the in-sample effects instead, π of
+        unseen drugs was 0.40 on average where 10 % of genes are targets, ECE 0.33 on
+        paper-synthetic). (Logits and raw amplitudes are poor regression targets: logits
+        saturate and a is unconstrained wherever π ≈ 0.)"""
         rows = [int(torch.nonzero(pidx == p)[0]) for p in range(len(self.seen_))]
         X = Fz[rows].double().numpy()
         with torch.no_grad():
@@ -623,8 +626,11 @@ class GIM(PerturbationModel):
         self.heads_ = {k: select_head(X, raw[k].double().numpy(), self.seen_,
                                       self.config.feature_head)
                        for k in self._head_keys}
+        held_out = [torch.as_tensor(held_out_predictions(self.heads_[k], X,
+                                                         raw[k].double().numpy(), self.seen_))
+                    for k in self._head_keys[:len(effects)]]
         self.calibration_ = _fit_logistic(
-            torch.stack([e.abs().flatten() for e in effects], -1), pi.flatten())
+            torch.stack([e.abs().flatten() for e in held_out], -1), pi.flatten())
 
     # ---------------------------------------------------------------- outputs
     def diagnostics(self) -> dict:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ridge import ALPHA_GRID, RidgeFit, fit_ridge_cv, standardise
+from .ridge import ALPHA_GRID, RidgeFit, fit_ridge_cv, ridge_path, standardise
 
 #: RBF length scales tried, as multiples s of the median squared distance m (ℓ² = s m).
 LENGTH_SCALES = (0.25, 1.0, 4.0)
@@ -171,6 +171,33 @@ def select_head(X: np.ndarray, Y: np.ndarray, groups, kind: str = "cv",
     if kind == "rbf" or rbf.cv_mse < linear.cv_mse:
         return rbf
     return linear
+
+
+def held_out_predictions(head: LinearHead | RBFHead, X: np.ndarray, Y: np.ndarray,
+                         groups) -> np.ndarray:
+    """What ``head`` would predict for each training row had its group (perturbation) been
+    held out: [n, d], the head refitted on the other groups with its chosen penalty (and
+    length scale). These are the effects an unseen perturbation gets, for calibrating π on
+    them; with < 3 groups there is nothing to hold out and the in-sample fit is returned."""
+    groups = np.asarray(groups)
+    names = np.unique(groups)
+    if len(names) < 3:
+        return head(X)
+    out = np.empty_like(Y, dtype=np.float64)
+    rbf = isinstance(head, RBFHead)
+    Xs = head.train_x if head.train_x is not None else standardise(X)[0]
+    K = _rbf(Xs, Xs, head.ell2) if rbf else None
+    for name in names:
+        held = groups == name
+        if rbf:
+            ym = Y[~held].mean(0)
+            Kt = K[np.ix_(~held, ~held)]
+            dual = np.linalg.solve(Kt + head.alpha * np.eye(len(Kt)), Y[~held] - ym)
+            out[held] = ym + K[np.ix_(held, ~held)] @ dual
+        else:
+            coef, icpt = ridge_path(Xs[~held], Y[~held], [head.alpha])
+            out[held] = Xs[held] @ coef[0] + icpt[0]
+    return out
 
 
 def head_from_checkpoint(tensors: dict, prefix: str, meta: dict) -> LinearHead | RBFHead:

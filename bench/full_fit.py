@@ -34,8 +34,8 @@ def full_fit(n: int, d: int, seed: int = 0) -> dict:
 
     def timed(self, drift):
         t = time.perf_counter()
-        spent["refreshes"] += int(self.leading.due())
         out = call(self, drift)
+        spent["refreshes"] += int(self.refreshed)
         spent["stability_s"] += time.perf_counter() - t
         spent["calls"] += 1
         return out

@@ -1,5 +1,6 @@
 """LeadingEigenvalue: value and gradient against eigvals + autograd, and its O(δ²) lag."""
 
+import pytest
 import torch
 
 from causalpert.core import LeadingEigenvalue, leading_eigenvalues, max_real_eigenvalue
@@ -33,6 +34,26 @@ def test_stale_eigenvectors_are_second_order_accurate():
         W1 = W + delta * E
         errs.append(abs(est(W1).item() - max_real_eigenvalue(W1)))
     assert est.calls == 3 and errs[1] < errs[0] / 30  # error shrinks like δ²
+
+
+def test_a_lagged_refresh_installs_the_due_calls_eigenvectors_exactly_lag_calls_later():
+    """lag = 2, refresh every 4: the first refresh is immediate; the one due at call 4 is
+    computed in the background from W at call 4 and installed at call 6 — the same G as a
+    synchronous refresh at W₄, whatever W is by then (so fits are reproducible)."""
+    Ws = [_random_stable(25, 0) + 0.01 * k * torch.eye(25, dtype=torch.float64)
+          for k in range(8)]
+    sync, lagged = LeadingEigenvalue(refresh_every=4), LeadingEigenvalue(refresh_every=4, lag=2)
+    installed = [lagged.update(W) for W in Ws]
+    assert installed == [True, False, False, False, False, False, True, False]
+    ref = LeadingEigenvalue()
+    ref.refresh(Ws[4])
+    torch.testing.assert_close(lagged.G, ref.G, rtol=0, atol=0)
+    assert lagged.value == ref.value
+    for W in Ws:
+        sync(W)
+    torch.testing.assert_close(sync.G, lagged.G, rtol=0, atol=0)  # both from W₄ by call 8
+    with pytest.raises(ValueError, match="lag"):
+        LeadingEigenvalue(refresh_every=4, lag=4)
 
 
 def test_batched_leading_eigenvalues_match_autograd_through_eigvals():

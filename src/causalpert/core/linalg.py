@@ -137,31 +137,73 @@ class LeadingEigenvalue:
     perturbation theory); between refreshes it is linear in W. G is recomputed every
     ``refresh_every`` calls (1: exact every call, for small d; at d = 1,000 a refresh costs
     ~0.45 s, see ``_leading_vectors``, a call ~1 ms).
+
+    ``lag`` > 0 computes each refresh but the first in a background thread (the second core
+    while training runs on the first) from a copy of W at the due call, and installs it
+    exactly ``lag`` calls later (waiting for it if need be): the same G at the same call on
+    every run, so fits stay reproducible; G is then ``lag`` calls older than with ``lag`` = 0.
     """
 
-    def __init__(self, refresh_every: int = 1):
+    def __init__(self, refresh_every: int = 1, lag: int = 0):
         if refresh_every < 1:
             raise ValueError(f"refresh_every must be ≥ 1, got {refresh_every}")
-        self.refresh_every = refresh_every
+        if not 0 <= lag < refresh_every:
+            raise ValueError(f"lag must be in [0, refresh_every), got {lag}")
+        self.refresh_every, self.lag = refresh_every, lag
         self.calls = 0
         self.G: torch.Tensor | None = None  # ∂λ/∂W at the last refresh [d, d]
         self.value: float | None = None  # λ at the last refresh
+        self._pending = None  # (call at which to install, future of (G, value))
 
     def due(self) -> bool:
-        """Whether the next call refreshes the eigenvectors."""
+        """Whether the next call computes the eigenvectors (now, or in the background)."""
         return self.G is None or self.calls % self.refresh_every == 0
 
+    def update(self, W: torch.Tensor) -> bool:
+        """The bookkeeping of one call (without the product): refresh when due; True when
+        this call installed a new G (and ``value``)."""
+        installed = False
+        if self._pending is not None and self._pending[0] == self.calls:
+            self.G, self.value = self._pending[1].result()
+            self._pending, installed = None, True
+        if self.due():
+            if self.G is None or self.lag == 0:
+                self.G, self.value = _gradient_and_value(W)
+                installed = True
+            else:
+                self._pending = (self.calls + self.lag,
+                                 _background().submit(_gradient_and_value, W.detach().clone()))
+        self.calls += 1
+        return installed
+
     def refresh(self, W: torch.Tensor) -> None:
-        x, y = _leading_vectors(W[None])
-        G = (y[0][:, None] * x[0][None, :] / (y[0] @ x[0])).real
-        self.G = G.to(dtype=W.dtype, device=W.device)
-        self.value = float((G * W.detach().to(G.device, G.dtype)).sum())
+        """Recompute G and ``value`` at W now."""
+        self.G, self.value = _gradient_and_value(W)
 
     def __call__(self, W: torch.Tensor) -> torch.Tensor:
-        if self.due():
-            self.refresh(W)
-        self.calls += 1
+        self.update(W)
         return (W * self.G).sum()
+
+
+_EXECUTOR = None
+
+
+def _background():
+    """One worker thread for lagged refreshes (LAPACK releases the GIL)."""
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="causalpert-eig")
+    return _EXECUTOR
+
+
+def _gradient_and_value(W: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """G = Re(y xᵀ / yᵀ x) (``LeadingEigenvalue``) and λ = ⟨G, W⟩ at W."""
+    x, y = _leading_vectors(W[None])
+    G = (y[0][:, None] * x[0][None, :] / (y[0] @ x[0])).real
+    G = G.to(dtype=W.dtype, device=W.device)
+    return G, float((G * W.detach().to(G.device, G.dtype)).sum())
 
 
 def _leading_vectors(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

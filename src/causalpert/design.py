@@ -48,6 +48,7 @@ largest cosine (``similarity``; empty and NaN for the first pick). λ = 0 ranks 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -174,8 +175,11 @@ def _member_cells(member, i: int, name: str, dose: float, kw: dict, *, n_cells: 
         args = {"smiles": [kw["smiles"][name]]}
     else:
         args = {"perturbations": [name], "features": kw.get("features")}
-    out = member.predict(**args, doses=dose, n_cells=n_cells, mode=mode,
-                         seed=member_seed(seed, i))
+    draws = getattr(member, "head_draws", None)  # GIM: one posterior draw of its heads
+    with (draws(member_seed(seed, i)) if draws is not None and member.config.variant == "latent"
+          else contextlib.nullcontext()):
+        out = member.predict(**args, doses=dose, n_cells=n_cells, mode=mode,
+                             seed=member_seed(seed, i))
     return np.asarray(out.X, dtype=np.float64)
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from causalpert.benchmark.evaluate import evaluate_prediction, evaluate_targets
 from causalpert.data import SyntheticDesign, simulate
@@ -283,3 +284,29 @@ def test_head_uncertainty_is_zero_for_seen_and_positive_for_new_perturbations(mo
     assert (u.loc[seen, "effect_sd"] == 0).all() and u.loc[seen, "seen"].all()
     assert (u.loc[new, "effect_sd"] > 0).all() and not u.loc[new, "seen"].any()
     assert set(u["head"]) <= {"ridge", "rbf"}
+
+
+def test_head_draws_scatter_new_perturbations_by_the_heads_posterior_sd(model, data):
+    """Inside ``head_draws(seed)`` the effect head's output for a new perturbation is its mean
+    plus √v z: over 200 seeds its sd ≈ ``head_uncertainty``'s ``effect_sd``; the same seed
+    gives the same effects, seen perturbations do not move, new ones do."""
+    adata = data[0]
+    split = adata.uns["perturbation_split"]
+    seen, new = list(split["train"])[:2], list(split["full_ood"])[:3]
+    F = adata.uns["perturbation_features"].loc[new].to_numpy()
+    X = ((torch.as_tensor(F, dtype=torch.float32) - model.f_mean_) / model.f_sd_).double().numpy()
+    draws = []
+    for s in range(200):
+        with model.head_draws(s):
+            draws.append(model._head_output("effect", X))
+    sd = np.std(draws, axis=0).mean(1)  # [3]: over seeds, averaged over genes
+    expected = model.head_uncertainty(new)["effect_sd"].to_numpy()
+    np.testing.assert_allclose(sd, expected, rtol=0.15)
+    with model.head_draws(7):
+        a = model.effects(seen + new)
+    with model.head_draws(7):
+        b = model.effects(seen + new)
+    pd.testing.assert_frame_equal(a, b)
+    plain = model.effects(seen + new)
+    pd.testing.assert_frame_equal(a.loc[seen], plain.loc[seen])
+    assert not np.allclose(a.loc[new].to_numpy(), plain.loc[new].to_numpy())

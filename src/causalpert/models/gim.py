@@ -14,6 +14,7 @@ better (README, Ablations).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -661,7 +662,7 @@ class GIM(PerturbationModel):
             logits, u, kappa = self.net(Fz, doses)
             return torch.sigmoid(logits.double()), u, kappa
         X = Fz.double().numpy()
-        raw = {k: torch.as_tensor(self.heads_[k](X), dtype=torch.float32)
+        raw = {k: torch.as_tensor(self._head_output(k, X), dtype=torch.float32)
                for k in self._head_keys}
         raw["amplitude"] = raw.pop("effect")
         if self.config.activity:
@@ -758,6 +759,35 @@ class GIM(PerturbationModel):
         df = pd.DataFrame(effect.numpy(), index=req.labels, columns=list(self.genes_))
         df.insert(0, "dose", doses)
         return df
+
+    def _head_output(self, key: str, X: np.ndarray) -> np.ndarray:
+        """Head ``key`` at standardised features X: its mean, or inside ``head_draws`` a draw
+        mean + √v(x̃) z from its posterior (z ~ N(0, 1) per output, one generator per
+        block of draws)."""
+        head = self.heads_[key]
+        mean = head(X)
+        rng = getattr(self, "_head_rng", None)
+        if rng is None:
+            return mean
+        v = head.variance(X)
+        if v is None:  # a head from a checkpoint that predates variances
+            return mean
+        return mean + np.sqrt(v)[:, None] * rng.standard_normal(mean.shape)
+
+    @contextlib.contextmanager
+    def head_draws(self, seed: int):
+        """Within the block, new perturbations' interventions come from one draw of each
+        feature head's posterior (mean + √v(x̃) z, ``models.heads``) instead of its mean;
+        ``seed`` fixes z, so the same features give the same draw. Seen perturbations keep
+        their own fitted interventions (v = 0 there anyway). ``cp.design`` uses this so that
+        members disagree where the heads extrapolate, not only where their fits differ."""
+        if self.config.variant != "latent":
+            raise ValueError("head_draws needs variant='latent' (feature heads)")
+        self._head_rng = np.random.default_rng(seed)
+        try:
+            yield self
+        finally:
+            self._head_rng = None
 
     def head_uncertainty(self, perturbations=None, *, smiles=None, features=None):
         """How far each perturbation's predicted intervention rests on the feature heads'

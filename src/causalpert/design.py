@@ -11,11 +11,15 @@ two candidates with the same features get the same cells and the same score.
     score(e) = 2 / (K (K − 1)) · Σ_{i<j} E(X_i(e), X_j(e))
 
 the mean over member pairs of the energy distance ``causalpert.metrics.edist`` between the
-members' predicted cells: a Monte-Carlo estimate of how far the members' predictive
-distributions are apart — the spread of the predictive mixture, a mutual-information-like
-quantity (high where a measurement would tell the members apart, i.e. where the data the
-members were fitted on say least). It is 0 (up to sampling noise, which can make it slightly
-negative) where the members agree.
+members' predicted cells. A GIM member predicts a new compound from one draw of its feature
+heads' posterior (``GIM.head_draws``: mean + √v(x̃) z, z seeded by ``SeedSequence([seed,
+i])``), so the members also disagree where the heads extrapolate (far from the training
+drugs v is large; with the heads' means alone the RBF heads revert to the training mean there
+and the members agreed most where they knew least). The score is a Monte-Carlo estimate
+of how far the members' predictive distributions are apart — the spread of the predictive
+mixture, a mutual-information-like quantity (high where a measurement would tell the members
+apart, i.e. where the data the members were fitted on say least). It is 0 (up to sampling
+noise, which can make it slightly negative) where the members agree.
 
 **What drives it** (reported per experiment, not part of the score):
 

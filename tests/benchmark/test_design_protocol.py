@@ -183,6 +183,9 @@ def test_cli_benchmark_design_writes_results_summary_and_figure(run, tmp_path, m
     assert summary.loc[acq, "margin_mean"].isna().all()
     assert summary.loc[~acq, "margin_mean"].notna().all()
     assert (tmp_path / "design_curves.png").read_bytes()[:4] == b"\x89PNG"
+    html = (tmp_path / "report" / "index.html").read_text()
+    pngs = list((tmp_path / "report").glob("*.png"))
+    assert len(pngs) == 1 and pngs[0].name in html and "area under each curve" in html
 
 
 def test_summary_margin_is_paired_by_seed():

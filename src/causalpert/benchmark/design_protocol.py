@@ -331,9 +331,10 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
                steps: int | None = None, fresh: bool = False, progress: bool | None = None,
                design=None, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``run_design_benchmark`` for every seed; writes ``out/results.csv`` (all rows),
-    ``out/summary.csv`` (``summarise_design``) and ``out/design_curves.png``
-    (``cp.pl.design_curves``), all atomically; job files in ``out/jobs`` (``fresh``: delete
-    this protocol's earlier ones first). ``kw`` goes to ``run_design_benchmark``."""
+    ``out/summary.csv`` (``summarise_design``), ``out/design_curves.png``
+    (``cp.pl.design_curves``) and ``out/report/index.html`` (both), all atomically; job files
+    in ``out/jobs`` (``fresh``: delete this protocol's earlier ones first). ``kw`` goes to
+    ``run_design_benchmark``."""
     from .._io import atomic_path
     from .._progress import progress_bar
 
@@ -362,7 +363,6 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
     for name, table in (("results.csv", results), ("summary.csv", summary)):
         with atomic_write(out / name) as fh:
             fh.write(table.to_csv(index=False))
-    import matplotlib.pyplot as plt
 
     from ..plotting import design_curves
 
@@ -374,5 +374,17 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
     fig.tight_layout()
     with atomic_path(out / "design_curves.png") as tmp:
         fig.savefig(tmp, dpi=130, format="png")
-    plt.close(fig)
+    from .html_report import Section, write_report
+
+    write_report(out / "report", title=f"causalpert design benchmark ({sim})",
+                 command=f"causalpert benchmark --protocol design --sim {sim} --seeds "
+                         f"{','.join(map(str, seeds))} --out {out}",
+                 sections=[Section("curves", figure=fig, caption=(
+                     "Per round: full_ood energy distance (lower is better), target AUROC of "
+                     "the unseen perturbations and graph AUPRC (higher is better) of the "
+                     "ensemble refitted on the perturbations chosen so far.")),
+                           Section("area under each curve", table=summary, text=(
+                               "Mean height over rounds; margin = acquisition − strategy, "
+                               "paired by seed (negative favours the acquisition for edist, "
+                               "positive for the others)."))])
     return results, summary

@@ -12,25 +12,30 @@ fitted on the training cells (bootstrap within contexts). Scored with
 - targets, unseen: π of the 20 ``full_ood`` perturbations, predicted from features;
 - edges: ``edge_probability`` (share of members with |w| > 0.1 · its max |w|), off-diagonal.
 
+Unseen perturbations' π come from the π calibration GIM fits on its heads' held-out
+(leave-one-perturbation-out) effects (``models.heads.held_out_predictions``; session 9).
 Temperature scaling (σ(logit p / T)), never fitted on what it is scored on: T_targets is fitted
 on the seen perturbations of the same fit and applied to the unseen ones (in practice: the
 perturbations whose targets are known, e.g. knockouts); T_edges is fitted on the other two
 seeds' edges of the same truth (leave one problem out) and applied to this seed's. Writes
 ``calibration.json`` (per truth × seed ECEs, T, and reliability curves) and
-``reliability.png`` (pooled over seeds) to ``--out``.
+``reliability.png`` (pooled over seeds) and ``report/index.html`` (both) to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import causalpert as cp
+from causalpert._io import atomic_path, atomic_write
+from causalpert.benchmark.html_report import Section, write_report
 from causalpert.benchmark.protocols import paper_synthetic
 from causalpert.metrics import apply_temperature, expected_calibration_error, fit_temperature
 
@@ -84,7 +89,7 @@ def score(fits: list[dict]) -> list[dict]:
     return rows
 
 
-def figure(fits: list[dict], path: Path) -> None:
+def figure(fits: list[dict], path: Path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,7 +108,9 @@ def figure(fits: list[dict], path: Path) -> None:
                                   label="one member", ax=axes[r, c])
             axes[r, c].set_title(f"{truth} truth: {title}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    return fig
 
 
 def main() -> None:
@@ -126,9 +133,8 @@ def main() -> None:
                 continue
             print(f"[calibration] {truth} seed {seed}: K = {args.k} ensemble", flush=True)
             f = one_fit(truth, seed, args.k, args.workers, args.steps)
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps(f))
-            os.replace(tmp, cache)
+            with atomic_write(cache) as fh:
+                fh.write(json.dumps(f))
             fits.append(f)
     rows = score(fits)
     summary = {}
@@ -138,8 +144,17 @@ def main() -> None:
                               float(np.std([r[k] for r in mine]))]
                           for k in mine[0] if k not in ("truth", "seed")}
     out = {"k": args.k, "rows": rows, "summary_mean_sd": summary}
-    (args.out / "calibration.json").write_text(json.dumps(out, indent=1))
-    figure(fits, args.out / "reliability.png")
+    with atomic_write(args.out / "calibration.json") as fh:
+        fh.write(json.dumps(out, indent=1))
+    fig = figure(fits, args.out / "reliability.png")
+    table = pd.DataFrame(rows).set_index(["truth", "seed"]).round(3).reset_index()
+    write_report(args.out / "report", title="causalpert: calibration on paper-synthetic",
+                 command=" ".join(["python bench/calibration.py", *sys.argv[1:]]),
+                 sections=[Section("reliability diagrams", figure=fig, caption=(
+                     "Observed frequency of true targets / edges against the predicted "
+                     "probability, 10 equal-width bins pooled over seeds; the diagonal is "
+                     "perfect calibration.")),
+                     Section("expected calibration error per truth and seed", table=table)])
     print(json.dumps(summary, indent=1))
 
 

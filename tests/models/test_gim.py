@@ -310,3 +310,25 @@ def test_head_draws_scatter_new_perturbations_by_the_heads_posterior_sd(model, d
     plain = model.effects(seen + new)
     pd.testing.assert_frame_equal(a.loc[seen], plain.loc[seen])
     assert not np.allclose(a.loc[new].to_numpy(), plain.loc[new].to_numpy())
+
+
+def test_new_perturbations_report_pi_calibrated_on_held_out_head_effects(model, data):
+    """Reported π of unseen drugs comes from the logistic fitted on the heads' held-out
+    effects (``target_calibration_``): better calibrated against the true targets than the
+    in-sample logistic (measured ECE 0.156 vs 0.282 here); predictions keep the mechanism's
+    π (``calibration_``), so ``effects`` do not depend on it."""
+    from causalpert.metrics import expected_calibration_error
+
+    adata = data[0]
+    new = list(adata.uns["perturbation_split"]["full_ood"])
+    y = adata.uns["truth"]["targets"].loc[new].to_numpy().astype(bool).ravel()
+    reported = model.target_probabilities(new).to_numpy().ravel()
+    effects = model.effects(new)
+    held_out, model.target_calibration_ = model.target_calibration_, None
+    try:
+        in_sample = model.target_probabilities(new).to_numpy().ravel()
+        pd.testing.assert_frame_equal(model.effects(new), effects)
+    finally:
+        model.target_calibration_ = held_out
+    ece = [expected_calibration_error(p, y) for p in (reported, in_sample)]
+    assert ece[0] < 0.7 * ece[1], ece

@@ -393,7 +393,8 @@ class GIM(PerturbationModel):
         return {**knockout_size_rule(P, e, zz), "hit_rate": float(sel.mean()),
                 "n_perturbations": len(np.unique(P))}
 
-    def _genetic_interventions(self, genes: tuple[int, ...], doses: torch.Tensor):
+    def _genetic_interventions(self, genes: tuple[int, ...], doses: torch.Tensor,
+                               calibration=None):
         """(logits, u) [d] of a genetic perturbation never seen in training: its modelled
         intended genes get the learned size (``_fit_genetic``), π = the hit rate; the other
         genes no shift, π = the calibrated probability of a zero effect."""
@@ -407,7 +408,7 @@ class GIM(PerturbationModel):
         zero = self._activity_origin()
         u[idx] = (torch.full((len(idx),), gen["constant"]) if gen["rule"] == "constant"
                   else gen["toward_zero"] * zero[idx]).float()
-        *_, b = self.calibration_
+        *_, b = self.calibration_ if calibration is None else calibration
         hit = min(max(gen["hit_rate"], 1e-6), 1 - 1e-6)
         logits = torch.full((d,), float(b), dtype=torch.float64)
         logits[idx] = math.log(hit / (1 - hit))
@@ -615,12 +616,16 @@ class GIM(PerturbationModel):
         """Variant A, step 2: heads (ridge or RBF kernel ridge, ``FitConfig.feature_head``;
         ``models.heads``) from standardised features to the expected amplitude e = π ⊙ a (and
         activity π ⊙ r), log EC50 and Hill (penalties by leave-one-perturbation-out CV); then
-        π = sigmoid(w |e| + b), a logistic calibration of the training perturbations' π on the
-        effects the heads predict for them when each is held out (``held_out_predictions``:
-        what an unseen perturbation gets; calibrated on the in-sample effects instead, π of
-        unseen drugs was 0.40 on average where 10 % of genes are targets, ECE 0.33 on
-        paper-synthetic). (Logits and raw amplitudes are poor regression targets: logits
-        saturate and a is unconstrained wherever π ≈ 0.)"""
+        π = sigmoid(w |e| + b), a logistic calibration of the training perturbations' π on
+        their effects (``calibration_``: the mechanism a new perturbation's intervention is
+        drawn from). The *reported* target probabilities of new perturbations use the same
+        logistic fitted instead on the effects the heads predict for each training
+        perturbation held out (``target_calibration_``, ``held_out_predictions``: what an
+        unseen perturbation gets; with ``calibration_`` unseen drugs got π 0.40 on average
+        where 10 % of genes are targets, ECE 0.33 on paper-synthetic). Like any post-hoc
+        calibration it changes the probabilities, not the predictions. (Logits and raw
+        amplitudes are poor regression targets: logits saturate and a is unconstrained
+        wherever π ≈ 0.)"""
         rows = [int(torch.nonzero(pidx == p)[0]) for p in range(len(self.seen_))]
         X = Fz[rows].double().numpy()
         with torch.no_grad():
@@ -633,10 +638,12 @@ class GIM(PerturbationModel):
         self.heads_ = {k: select_head(X, raw[k].double().numpy(), self.seen_,
                                       self.config.feature_head)
                        for k in self._head_keys}
+        self.calibration_ = _fit_logistic(
+            torch.stack([e.abs().flatten() for e in effects], -1), pi.flatten())
         held_out = [torch.as_tensor(held_out_predictions(self.heads_[k], X,
                                                          raw[k].double().numpy(), self.seen_))
                     for k in self._head_keys[:len(effects)]]
-        self.calibration_ = _fit_logistic(
+        self.target_calibration_ = _fit_logistic(
             torch.stack([e.abs().flatten() for e in held_out], -1), pi.flatten())
 
     # ---------------------------------------------------------------- outputs
@@ -652,11 +659,12 @@ class GIM(PerturbationModel):
         return out
 
     def _interventions(self, F: torch.Tensor, doses: torch.Tensor, perturbations,
-                       genetic=None):
+                       genetic=None, calibration=None):
         """π, u and κ (None without activity) [P, d]: seen perturbations use their fitted
         latent interventions (variant A); new genetic perturbations (``genetic``: modelled
         intended-gene indices per perturbation, without features) an intervention on those
-        genes of the learned size; other new ones the feature heads."""
+        genes of the learned size; other new ones the feature heads. ``calibration``: the
+        logistic from |effect| to π of new perturbations (default ``calibration_``)."""
         Fz = (F - self.f_mean_) / self.f_sd_
         if self.config.variant == "joint":
             logits, u, kappa = self.net(Fz, doses)
@@ -667,7 +675,8 @@ class GIM(PerturbationModel):
         raw["amplitude"] = raw.pop("effect")
         if self.config.activity:
             raw["activity"] = raw.pop("activity_effect")
-        raw["logits"] = _calibrated_logits(self._expected_effects(1.0, raw), self.calibration_)
+        calibration = self.calibration_ if calibration is None else calibration
+        raw["logits"] = _calibrated_logits(self._expected_effects(1.0, raw), calibration)
         seen = [i for i, p in enumerate(perturbations) if p in self.seen_]
         if seen:
             own = self.net.raw(torch.tensor([self.seen_.index(perturbations[i]) for i in seen]))
@@ -679,7 +688,8 @@ class GIM(PerturbationModel):
         kappa = hill_activity(raw, doses)
         for i, p in enumerate(perturbations):
             if p not in self.seen_ and genetic and genetic[i]:
-                logits[i], u[i] = self._genetic_interventions(genetic[i], doses[i])
+                logits[i], u[i] = self._genetic_interventions(genetic[i], doses[i],
+                                                              calibration)
                 if kappa is not None:
                     kappa[i] = 0.0
         return torch.sigmoid(logits), u, kappa
@@ -723,7 +733,9 @@ class GIM(PerturbationModel):
         return z * self.s0_ + self.mu0_
 
     def _target_scores(self, F, perturbations, genetic=None) -> torch.Tensor:
-        return self._interventions(F, torch.ones(len(F)), perturbations, genetic)[0]
+        """π as reported: new perturbations' from ``target_calibration_`` (``_fit_heads``)."""
+        return self._interventions(F, torch.ones(len(F)), perturbations, genetic,
+                                   getattr(self, "target_calibration_", None))[0]
 
     def _compose_scores(self, S, groups) -> torch.Tensor:
         """π of a combination: the probability that any part hits the gene, 1 − Π(1 − π_q)."""
@@ -831,6 +843,7 @@ class GIM(PerturbationModel):
         extra = {"bandwidth": self.bandwidth_, "dose_scale": self.dose_scale_,
                  "history": self.history_.to_dict(), "seen": self.seen_, "heads": {},
                  "calibration": list(getattr(self, "calibration_", ())),
+                 "target_calibration": list(getattr(self, "target_calibration_", None) or ()),
                  "genetic": getattr(self, "genetic_", None),
                  "stability_scale": getattr(self, "stability_scale_", 1.0),
                  "refit_on_support": getattr(self, "refit_on_support_", False)}
@@ -857,6 +870,8 @@ class GIM(PerturbationModel):
                                          None, None)
                            for k, a in extra["alphas"].items()}
         self.calibration_ = tuple(extra["calibration"])
+        # older checkpoints: reported π of new perturbations from calibration_, as fitted then
+        self.target_calibration_ = tuple(extra.get("target_calibration") or ()) or None
         self.genetic_ = extra.get("genetic")  # None: older checkpoints
         self.history_ = History.from_dict(extra["history"])  # so a loaded model saves again
         self.stability_scale_ = extra.get("stability_scale", 1.0)

@@ -284,6 +284,12 @@ def test_head_uncertainty_is_zero_for_seen_and_positive_for_new_perturbations(mo
     assert (u.loc[seen, "effect_sd"] == 0).all() and u.loc[seen, "seen"].all()
     assert (u.loc[new, "effect_sd"] > 0).all() and not u.loc[new, "seen"].any()
     assert set(u["head"]) <= {"ridge", "rbf"}
+    # predict says it too, per cell: a far-off drug's cells carry its head sd
+    pred = model.predict(seen[:1] + new[:2], n_cells=3)
+    per = pred.obs.groupby("perturbation", observed=True)["effect_sd"].agg(["min", "max"])
+    np.testing.assert_allclose(per["min"], per["max"])
+    np.testing.assert_allclose(per.loc[seen[:1] + new[:2], "min"],
+                               u.loc[seen[:1] + new[:2], "effect_sd"])
 
 
 def test_head_draws_scatter_new_perturbations_by_the_heads_posterior_sd(model, data):

@@ -281,7 +281,8 @@ class PerturbationModel:
 
         Returns:
             AnnData (P · n_cells) × genes with ``obs["perturbation"]`` (the name, or the SMILES
-            string as given) and ``obs["dose"]``.
+            string as given) and ``obs["dose"]``; GIM adds ``obs["effect_sd"]``, how far the
+            prediction rests on its feature heads' extrapolation (``GIM.head_uncertainty``).
         """
         self._check_fitted()
         if perturbations is None and smiles is None:
@@ -312,8 +313,13 @@ class PerturbationModel:
         obs = pd.DataFrame({
             "perturbation": pd.Categorical(np.repeat(perturbations, n_cells)),
             "dose": np.repeat(doses, n_cells),
+            **{k: np.repeat(np.asarray(v), n_cells) for k, v in self._prediction_obs(req).items()},
         }, index=[f"pred_{i}" for i in range(len(X))])
         return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=list(self.genes_)))
+
+    def _prediction_obs(self, req) -> dict:
+        """Extra ``obs`` columns of ``predict``'s cells, one value per predicted label."""
+        return {}
 
     def _predict(self, F, doses, n_cells, mode, generator) -> torch.Tensor:
         raise NotImplementedError

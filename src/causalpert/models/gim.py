@@ -816,18 +816,27 @@ class GIM(PerturbationModel):
         if smiles is None:
             perturbations = self._default_perturbations(perturbations)
         req = self._inputs(perturbations, smiles, features)
-        head = self.heads_["effect"]
+        sd, seen = self._head_sd(req)
+        return pd.DataFrame({"effect_sd": sd, "head": self.heads_["effect"].kind,
+                             "seen": seen}, index=req.labels)
+
+    def _head_sd(self, req) -> tuple[list[float], list[bool]]:
+        """``effect_sd`` and ``seen`` per label of a request (``head_uncertainty``); parts of
+        a combination add in quadrature."""
         Fz = ((req.F - self.f_mean_) / self.f_sd_).double().numpy()
-        v = head.variance(Fz)
+        v = self.heads_["effect"].variance(Fz)
         v = np.full(len(Fz), np.nan) if v is None else v
         seen = np.array([p in self.seen_ for p in req.parts])
         sd = np.where(seen, 0.0, np.sqrt(v))
         if req.genetic:
             sd = np.where([bool(g) for g in req.genetic], np.nan, sd)
-        sd = [float(np.sqrt(np.sum(np.square(sd[g])))) for g in req.groups]
-        return pd.DataFrame({"effect_sd": sd, "head": head.kind,
-                             "seen": [bool(seen[g].all()) for g in req.groups]},
-                            index=req.labels)
+        return ([float(np.sqrt(np.sum(np.square(sd[g])))) for g in req.groups],
+                [bool(seen[g].all()) for g in req.groups])
+
+    def _prediction_obs(self, req) -> dict:
+        if self.config.variant != "latent":
+            return {}
+        return {"effect_sd": self._head_sd(req)[0]}
 
     def _graph(self) -> torch.Tensor:
         return graph_in_data_units(self.drift, self.s0_)

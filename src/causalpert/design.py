@@ -71,7 +71,7 @@ PROGRESS_FROM = 20
 
 def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, seed: int = 0,
          diversity: float = 1.0, smiles: bool = False, mode: str = "map",
-         progress: bool | None = None) -> pd.DataFrame:
+         head_draws: bool = True, progress: bool | None = None) -> pd.DataFrame:
     """Rank candidate experiments (candidate × dose) by the members' disagreement and pick a
     batch of k that are not near-duplicates (the rules: the module docstring).
 
@@ -89,6 +89,8 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
         diversity: λ of the batch rule, 0 (rank by score alone) … 1 (full penalty).
         smiles: a list of strings in ``candidates`` is SMILES, not names.
         mode: members' prediction mode (``"map"``, ``"mean"`` or ``"sample"``).
+        head_draws: GIM members predict new compounds from a draw of their feature heads'
+            posterior (``GIM.head_draws``); False: from the heads' means.
         progress: progress bar (default: from 20 experiments on, off with
             CAUSALPERT_PROGRESS=0).
 
@@ -111,7 +113,8 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
     show = (None if len(exps) >= PROGRESS_FROM else False) if progress is None else progress
     with progress_bar("design: scoring experiments", len(exps), enabled=show) as advance:
         for e, (c, x) in enumerate(exps):
-            X = [_member_cells(m, i, names[c], x, kw, n_cells=n_cells, seed=seed, mode=mode)
+            X = [_member_cells(m, i, names[c], x, kw, n_cells=n_cells, seed=seed, mode=mode,
+                               head_draws=head_draws)
                  for i, m in enumerate(model.members_)]
             scores[e] = np.mean([edist(X[i], X[j]) for i in range(K) for j in range(i + 1, K)])
             mus[e] = [Xi.mean(0) for Xi in X]
@@ -173,15 +176,15 @@ def _greedy(scores: np.ndarray, shifts: np.ndarray, diversity: float):
 
 
 def _member_cells(member, i: int, name: str, dose: float, kw: dict, *, n_cells: int,
-                  seed: int, mode: str) -> np.ndarray:
+                  seed: int, mode: str, head_draws: bool = True) -> np.ndarray:
     """Member i's predicted cells [n, d] for one experiment (seed ``SeedSequence([seed, i])``)."""
     if "smiles" in kw:
         args = {"smiles": [kw["smiles"][name]]}
     else:
         args = {"perturbations": [name], "features": kw.get("features")}
-    draws = getattr(member, "head_draws", None)  # GIM: one posterior draw of its heads
+    draws = getattr(member, "head_draws", None) if head_draws else None
     with (draws(member_seed(seed, i)) if draws is not None and member.config.variant == "latent"
-          else contextlib.nullcontext()):
+          else contextlib.nullcontext()):  # GIM: one draw of its heads' posterior
         out = member.predict(**args, doses=dose, n_cells=n_cells, mode=mode,
                              seed=member_seed(seed, i))
     return np.asarray(out.X, dtype=np.float64)

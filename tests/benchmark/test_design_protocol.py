@@ -55,14 +55,14 @@ def test_rows_have_one_value_per_strategy_round_metric_and_auc_rows(run):
         v = g.sort_values("round")["value"].to_numpy()
         got = auc.loc[(auc["strategy"] == s) & (auc["metric"] == f"{m}_auc"), "value"]
         assert got.item() == pytest.approx(v.mean())
-    assert [c[:2] for c in calls] == [(s, r) for s in dp.STRATEGIES for r in (0, 1)]
+    assert [c[:2] for c in calls] == [(s, r) for s in dp.DEFAULT_STRATEGIES for r in (0, 1)]
     assert not any(c[2] for c in calls)  # nothing to reuse on a first run
 
 
 def test_strategies_share_the_start_set_and_its_fit(run):
     res, out, _ = run
     jobs = _jobs(out)
-    starts = [jobs[f"design-linear-seed0-{s}-round0.json"]["chosen"] for s in dp.STRATEGIES]
+    starts = [jobs[f"design-linear-seed0-{s}-round0.json"]["chosen"] for s in dp.DEFAULT_STRATEGIES]
     assert starts[0] == starts[1] == starts[2] == dp.start_set(
         [f"pert_{i:02d}" for i in range(6)], 2, 0)
     r0 = res[res["round"] == 0].pivot_table(index="metric", columns="strategy",
@@ -75,7 +75,7 @@ def test_chosen_sets_grow_by_batch_without_repeats(run):
     _, out, _ = run
     jobs = _jobs(out)
     pool = {f"pert_{i:02d}" for i in range(6)}
-    for s in dp.STRATEGIES:
+    for s in dp.DEFAULT_STRATEGIES:
         j0, j1 = (jobs[f"design-linear-seed0-{s}-round{r}.json"] for r in (0, 1))
         assert len(j0["next"]) == 2 and not set(j0["next"]) & set(j0["chosen"])
         assert j1["chosen"] == j0["chosen"] + j0["next"]

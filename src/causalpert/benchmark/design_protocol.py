@@ -26,7 +26,9 @@ Rules (each stated once, here):
   - ``acquisition``: ``design.rank(ens, features of the remaining, doses=training doses,
     k=batch, seed=seed)`` (diversity λ = 1) ranks every (perturbation, dose); a perturbation
     ranks where its best experiment ranks (the earliest in the greedy order), and the batch
-    is the first ``batch`` distinct perturbations in that order;
+    is the first ``batch`` distinct perturbations in that order (GIM members predict the
+    candidates from a draw of their heads' posterior, ``GIM.head_draws``);
+  - ``acquisition-means`` (ablation, not run by default): the same with the heads' means;
   - ``random``: ``default_rng([seed, r + 1, 1]).choice(remaining, batch, replace=False)``
     (r + 1: the round the batch enters; remaining in pool order);
   - ``kcenter``: greedy k-center (``kcenter``) on the pool's features standardised over the
@@ -63,7 +65,9 @@ from .._io import atomic_write
 from .evaluate import evaluate_graph, evaluate_prediction, evaluate_targets
 from .protocols import paper_synthetic
 
-STRATEGIES = ("acquisition", "random", "kcenter")
+STRATEGIES = ("acquisition", "random", "kcenter", "acquisition-means")
+#: what ``run_design`` / the CLI run by default (``acquisition-means`` is the ablation)
+DEFAULT_STRATEGIES = ("acquisition", "random", "kcenter")
 METRICS = ("edist", "target_auroc", "graph_auprc")
 #: columns of ``run_design_benchmark``'s rows, in order
 COLUMNS = ("sim", "seed", "strategy", "round", "n_perturbations", "metric", "value",
@@ -148,7 +152,7 @@ def _load_job(path: Path, key: dict, chosen: list[str]) -> dict | None:
 
 
 def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
-                         strategies=STRATEGIES, start: int = 8, rounds: int = 4,
+                         strategies=DEFAULT_STRATEGIES, start: int = 8, rounds: int = 4,
                          batch: int = 8, members: int = 3, gim_options: dict | None = None,
                          out=None, progress: bool | None = None, design=None,
                          on_job: Callable[[str, int, bool], None] | None = None,
@@ -159,7 +163,7 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
         sim: ground truth, ``"linear"`` or ``"mlp"``.
         seed: data seed, and the seed of the start set, the random batches, the ensemble and
             its predictions.
-        strategies: any of ``STRATEGIES``.
+        strategies: any of ``STRATEGIES`` (default ``DEFAULT_STRATEGIES``).
         start, rounds, batch: start-set size, rounds after it, perturbations added per round
             (start + rounds · batch ≤ pool size).
         members: ensemble members K ≥ 2 (the acquisition needs their disagreement).
@@ -249,11 +253,12 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
                 nxt = None
                 if r < rounds and ens is not None:
                     remaining = [p for p in pool if p not in chosen]
-                    if strategy == "acquisition":
+                    if strategy.startswith("acquisition"):
                         from ..design import rank
 
                         ranked = rank(ens, feats.loc[remaining], doses=doses, k=batch,
-                                      seed=seed, progress=False)
+                                      seed=seed, progress=False,
+                                      head_draws=strategy == "acquisition")
                         nxt = acquisition_batch(ranked, batch)
                     elif strategy == "random":
                         nxt = random_batch(remaining, batch, seed, r + 1)
@@ -344,7 +349,8 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
         for f in (out / "jobs").glob(f"design-{sim}-seed*.json"):
             f.unlink()
     seeds = list(seeds)
-    n_jobs = len(seeds) * len(tuple(kw.get("strategies", STRATEGIES))) * (kw.get("rounds", 4) + 1)
+    n_strategies = len(tuple(kw.get("strategies", DEFAULT_STRATEGIES)))
+    n_jobs = len(seeds) * n_strategies * (kw.get("rounds", 4) + 1)
     parts, reused = [], []
     with progress_bar(f"design benchmark ({sim})", n_jobs, enabled=progress) as advance:
         def on_job(strategy, r, was_reused):

@@ -394,10 +394,11 @@ class GIM(PerturbationModel):
                 "n_perturbations": len(np.unique(P))}
 
     def _genetic_interventions(self, genes: tuple[int, ...], doses: torch.Tensor,
-                               calibration=None):
+                               calibration):
         """(logits, u) [d] of a genetic perturbation never seen in training: its modelled
         intended genes get the learned size (``_fit_genetic``), π = the hit rate; the other
-        genes no shift, π = the calibrated probability of a zero effect."""
+        genes no shift, π = the probability of a zero effect under ``calibration`` (its
+        intercept; ``_interventions`` passes the one in use)."""
         if self.genetic_ is None:
             raise ValueError("cannot predict a genetic perturbation never seen in training: "
                              "no training perturbation had a modelled intended gene (fit with "
@@ -408,7 +409,7 @@ class GIM(PerturbationModel):
         zero = self._activity_origin()
         u[idx] = (torch.full((len(idx),), gen["constant"]) if gen["rule"] == "constant"
                   else gen["toward_zero"] * zero[idx]).float()
-        *_, b = self.calibration_ if calibration is None else calibration
+        *_, b = calibration
         hit = min(max(gen["hit_rate"], 1e-6), 1 - 1e-6)
         logits = torch.full((d,), float(b), dtype=torch.float64)
         logits[idx] = math.log(hit / (1 - hit))

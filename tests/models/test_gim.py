@@ -338,3 +338,9 @@ def test_new_perturbations_report_pi_calibrated_on_held_out_head_effects(model, 
         model.target_calibration_ = held_out
     ece = [expected_calibration_error(p, y) for p in (reported, in_sample)]
     assert ece[0] < 0.7 * ece[1], ece
+
+
+def test_head_draws_needs_feature_heads():
+    with pytest.raises(ValueError, match="variant='latent'"):
+        with GIM(variant="joint").head_draws(0):
+            pass

@@ -50,7 +50,14 @@ def test_disagreement_is_higher_far_from_the_training_data(setup):
     # bench/design_far_seen.py)
     assert s_far > 2 * s_seen, (s_far, s_seen)
     assert ranked["experiment"].iloc[0] == f"{ranked['candidate'].iloc[0]} @ 1"
-    assert (ranked["score"] == ranked["score"].max()).iloc[0]  # the first pick: the top score
+    # the first pick: the top score × information density (ρ ∈ (0, 1]; a far experiment is
+    # an outlier of the candidates' predicted shifts, so its ρ is the smaller)
+    s = ranked["score"] * ranked["density"]
+    assert (s == s.max()).iloc[0]
+    assert ranked["density"].between(0, 1).all()
+    assert ranked.loc[is_far, "density"].mean() < ranked.loc[~is_far, "density"].mean()
+    plain = cp.design.rank(ens, pd.concat([seen, far]), doses=[1.0], k=4, density=0)
+    assert (plain["score"] == plain["score"].max()).iloc[0]
     # what drives it: 3 genes, their share, the members' spread over targets
     assert ranked["top_genes"].str.split(",").map(len).eq(3).all()
     assert ranked["top_share"].between(0, 1).all() and (ranked["target_sd"] >= 0).all()
@@ -108,6 +115,7 @@ def test_scores_are_reproducible(setup):
     ({"k": 0}, "k must be an integer ≥ 1"),
     ({"n_cells": 1}, "n_cells must be an integer ≥ 2"),
     ({"diversity": 2.0}, r"diversity must be in \[0, 1\]"),
+    ({"density": -1.0}, "density must be a number ≥ 0"),
     ({"smiles": True}, "smiles=True is for a list"),
 ])
 def test_bad_inputs_are_one_line(setup, kw, match):
@@ -118,6 +126,16 @@ def test_bad_inputs_are_one_line(setup, kw, match):
     with pytest.raises(ValueError, match=match) as err:
         cp.design.rank(ens, args.pop("candidates"), **args)
     assert "\n" not in str(err.value)
+
+
+def test_information_density_closed_form():
+    from causalpert.design import information_density
+
+    # squared distances 0, 9, 9 → h = median over ordered pairs = 9
+    rho = information_density(np.array([[0.0, 0.0], [0.0, 0.0], [3.0, 0.0]]))
+    np.testing.assert_allclose(rho, [(1 + np.exp(-1)) / 2, (1 + np.exp(-1)) / 2, np.exp(-1)])
+    assert information_density(np.zeros((1, 3))).tolist() == [1.0]
+    np.testing.assert_allclose(information_density(np.zeros((4, 2))), 1.0)  # h = 0 → 1
 
 
 def test_design_needs_a_fitted_ensemble(setup):

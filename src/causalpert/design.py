@@ -33,21 +33,33 @@ noise, which can make it slightly negative) where the members agree.
   perturbation hits; small ``target_sd`` with a large score: they agree on the targets but
   not on how the effect spreads through the network (or on its size).
 
-**Batch selection (greedy, diversity λ = ``diversity`` ∈ [0, 1]).** Let Δ(e) = mean_i μ_i −
-μ₀ be the ensemble-mean predicted mean shift against control (μ₀: the members' mean control
-cells). Starting from an empty batch B, repeatedly pick the remaining experiment with the
-largest ::
+**Information density (β = ``density``).** Let Δ(e) = mean_i μ_i − μ₀ be the ensemble-mean
+predicted mean shift against control (μ₀: the members' mean control cells). An experiment
+far from every other candidate in predicted effect is an outlier of the candidate set: what
+it would teach transfers to few others (and a head draw far from the training drugs makes
+such outliers). Its disagreement is weighted by ::
 
-    a(e) = max(score(e), 0) · max(0, 1 − λ · max_{b∈B} cos(Δ(e), Δ(b)))
+    ρ(e) = mean_{e′ ≠ e} exp(−‖Δ(e) − Δ(e′)‖² / h),   h = median_{e ≠ e′} ‖Δ(e) − Δ(e′)‖²
+
+(ρ = 1 with one experiment), i.e. s(e) = score(e) · ρ(e)^β (Settles & Craven's information
+density; β = 0 switches it off). Session 9's design benchmark found the undensified
+acquisition pulling batches to the edge of the feature cloud, like k-center, and losing to
+random there; β = 1 was set as the default before it was re-run (README, Uncertainty).
+
+**Batch selection (greedy, diversity λ = ``diversity`` ∈ [0, 1]).** Starting from an empty
+batch B, repeatedly pick the remaining experiment with the largest ::
+
+    a(e) = max(s(e), 0) · max(0, 1 − λ · max_{b∈B} cos(Δ(e), Δ(b)))
 
 (ties — e.g. when every remaining a(e) is 0 — go to the smaller max cosine, then the larger
-score, then the earlier experiment; cos with a zero shift is 0). The first
-pick is the top score; an experiment whose predicted shift points the way of one already
+s(e), then the earlier experiment; cos with a zero shift is 0). The first
+pick is the top s(e); an experiment whose predicted shift points the way of one already
 picked (the same drug at an adjacent dose, two drugs with the same predicted effect) is
 discounted to 0 as the cosine reaches 1, so near-duplicates do not fill the batch. The greedy
 runs over all experiments: ``rank`` is the order of picking, ``selected`` = rank ≤ k;
 ``batch_score`` is a(e) when picked and ``similar_to`` the already-picked experiment with the
-largest cosine (``similarity``; empty and NaN for the first pick). λ = 0 ranks by score alone.
+largest cosine (``similarity``; empty and NaN for the first pick); ``density`` is ρ(e).
+λ = 0 and β = 0 rank by score alone.
 """
 
 from __future__ import annotations
@@ -63,15 +75,17 @@ from .metrics import edist
 from .models.ensemble import Ensemble, member_seed
 
 #: columns of ``rank``'s result, in order
-COLUMNS = ("rank", "experiment", "candidate", "dose", "score", "batch_score", "selected",
-           "mean_spread", "target_sd", "top_genes", "top_share", "similar_to", "similarity")
+COLUMNS = ("rank", "experiment", "candidate", "dose", "score", "density", "batch_score",
+           "selected", "mean_spread", "target_sd", "top_genes", "top_share", "similar_to",
+           "similarity")
 #: experiments from which ``rank`` shows a progress bar by default
 PROGRESS_FROM = 20
 
 
 def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, seed: int = 0,
-         diversity: float = 1.0, smiles: bool = False, mode: str = "map",
-         head_draws: bool = True, progress: bool | None = None) -> pd.DataFrame:
+         diversity: float = 1.0, density: float = 1.0, smiles: bool = False,
+         mode: str = "map", head_draws: bool = True,
+         progress: bool | None = None) -> pd.DataFrame:
     """Rank candidate experiments (candidate × dose) by the members' disagreement and pick a
     batch of k that are not near-duplicates (the rules: the module docstring).
 
@@ -87,6 +101,7 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
         n_cells: cells each member predicts per experiment (≥ 2).
         seed: prediction seed (member i: ``SeedSequence([seed, i])``); same seed → same frame.
         diversity: λ of the batch rule, 0 (rank by score alone) … 1 (full penalty).
+        density: β of the information density ρ(e)^β (≥ 0; 0: off).
         smiles: a list of strings in ``candidates`` is SMILES, not names.
         mode: members' prediction mode (``"map"``, ``"mean"`` or ``"sample"``).
         head_draws: GIM members predict new compounds from a draw of their feature heads'
@@ -104,6 +119,9 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
     """
     names, kw = _check(model, candidates, doses=doses, k=k, n_cells=n_cells, seed=seed,
                        diversity=diversity, smiles=smiles)
+    if isinstance(density, bool) or not isinstance(density, int | float) \
+            or not 0 <= density < float("inf"):
+        raise ValueError(f"density must be a number ≥ 0 (0: off), got {density!r}")
     dose_list = [float(x) for x in np.atleast_1d(np.asarray(doses, dtype=np.float64))]
     target_sd = _target_sd(model, names, kw)
     exps = [(c, x) for c in range(len(names)) for x in dose_list]
@@ -121,7 +139,9 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
             advance()
     mu0 = np.mean([np.asarray(m.control_cells_, dtype=np.float64).mean(0)
                    for m in model.members_], axis=0)
-    order, batch, similar, cosine = _greedy(scores, mus.mean(1) - mu0, diversity)
+    shifts = mus.mean(1) - mu0
+    rho = information_density(shifts)
+    order, batch, similar, cosine = _greedy(scores * rho**density, shifts, diversity)
     var = mus.var(1, ddof=1)  # [E, d] between-member variance of the predicted mean
     top = np.argsort(-var, axis=1, kind="stable")[:, :3]
     genes = np.asarray(model.genes_)
@@ -132,6 +152,7 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
         "candidate": [names[c] for c, _ in exps],
         "dose": [x for _, x in exps],
         "score": scores,
+        "density": rho,
         "batch_score": batch,
         "mean_spread": np.sqrt(total),
         "target_sd": [target_sd[c] for c, _ in exps],
@@ -144,6 +165,19 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
     rows["rank"] = np.arange(1, len(rows) + 1)
     rows["selected"] = rows["rank"] <= k
     return rows[list(COLUMNS)]
+
+
+def information_density(shifts: np.ndarray) -> np.ndarray:
+    """ρ(e) = mean_{e′ ≠ e} exp(−‖Δ(e) − Δ(e′)‖² / h), h the median squared distance between
+    distinct experiments (1 if it is 0) [E]; 1 for a single experiment."""
+    E = len(shifts)
+    if E < 2:
+        return np.ones(E)
+    sq = (shifts**2).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None] - 2 * shifts @ shifts.T, 0.0)
+    off = ~np.eye(E, dtype=bool)
+    h = float(np.median(d2[off])) or 1.0
+    return np.where(off, np.exp(-d2 / h), 0.0).sum(1) / (E - 1)
 
 
 def _greedy(scores: np.ndarray, shifts: np.ndarray, diversity: float):

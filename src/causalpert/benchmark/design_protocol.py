@@ -24,11 +24,13 @@ Rules (each stated once, here):
   remaining pool:
 
   - ``acquisition``: ``design.rank(ens, features of the remaining, doses=training doses,
-    k=batch, seed=seed)`` (diversity λ = 1) ranks every (perturbation, dose); a perturbation
-    ranks where its best experiment ranks (the earliest in the greedy order), and the batch
-    is the first ``batch`` distinct perturbations in that order (GIM members predict the
-    candidates from a draw of their heads' posterior, ``GIM.head_draws``);
-  - ``acquisition-means`` (ablation, not run by default): the same with the heads' means;
+    k=batch, seed=seed)`` (diversity λ = 1, information density β = 1) ranks every
+    (perturbation, dose); a perturbation ranks where its best experiment ranks (the
+    earliest in the greedy order), and the batch is the first ``batch`` distinct
+    perturbations in that order (GIM members predict the candidates from a draw of their
+    heads' posterior, ``GIM.head_draws``);
+  - ablations, not run by default: ``acquisition-means`` the same with the heads' means;
+    ``acquisition-nodensity`` the same with β = 0 (session 9's acquisition);
   - ``random``: ``default_rng([seed, r + 1, 1]).choice(remaining, batch, replace=False)``
     (r + 1: the round the batch enters; remaining in pool order);
   - ``kcenter``: greedy k-center (``kcenter``) on the pool's features standardised over the
@@ -65,9 +67,13 @@ from .._io import atomic_write
 from .evaluate import evaluate_graph, evaluate_prediction, evaluate_targets
 from .protocols import paper_synthetic
 
-STRATEGIES = ("acquisition", "random", "kcenter", "acquisition-means")
-#: what ``run_design`` / the CLI run by default (``acquisition-means`` is the ablation)
+STRATEGIES = ("acquisition", "random", "kcenter", "acquisition-means", "acquisition-nodensity")
+#: what ``run_design`` / the CLI run by default (the other acquisitions are ablations)
 DEFAULT_STRATEGIES = ("acquisition", "random", "kcenter")
+#: ``design.rank`` options of each acquisition strategy (part of its jobs' keys)
+ACQUISITIONS = {"acquisition": {"head_draws": True, "density": 1.0},
+                "acquisition-means": {"head_draws": False, "density": 1.0},
+                "acquisition-nodensity": {"head_draws": True, "density": 0.0}}
 METRICS = ("edist", "target_auroc", "graph_auprc")
 #: columns of ``run_design_benchmark``'s rows, in order
 COLUMNS = ("sim", "seed", "strategy", "round", "n_perturbations", "metric", "value",
@@ -245,7 +251,9 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
             key = _job_key(sim=sim, seed=seed, strategy=strategy, round=r, start=start,
                            rounds=rounds, batch=batch, members=members,
                            gim_options=gim_options,
-                           design=None if design is None else repr(design))
+                           design=None if design is None else repr(design),
+                           **({"acquisition": ACQUISITIONS[strategy]}
+                              if strategy in ACQUISITIONS else {}))
             path = None if out is None else _job_file(out, sim, seed, strategy, r)
             saved = None if path is None else _load_job(path, key, chosen)
             if saved is None:
@@ -258,7 +266,7 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
 
                         ranked = rank(ens, feats.loc[remaining], doses=doses, k=batch,
                                       seed=seed, progress=False,
-                                      head_draws=strategy == "acquisition")
+                                      **ACQUISITIONS[strategy])
                         nxt = acquisition_batch(ranked, batch)
                     elif strategy == "random":
                         nxt = random_batch(remaining, batch, seed, r + 1)

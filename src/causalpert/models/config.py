@@ -93,6 +93,11 @@ class FitConfig:
         intended_prior: initial target probability of a perturbation's modelled intended genes
             (genetic perturbations, variant A); they are exempt from the target penalty λ_T,
             so the data can still switch them off (a guide that fails) and add other targets.
+        genetic_head: what else a genetic perturbation never seen in training moves directly
+            (besides its intended gene): ``"cv"`` predicts the other genes' effects from where
+            its gene sits in the control cells' co-expression (a head like ``feature_head``,
+            fitted on the seen knockouts' fitted effects) when that beats "nothing else" in
+            leave-one-perturbation-out CV on the seen ones; ``"off"``: nothing else.
     """
 
     steps: int = 3000
@@ -133,6 +138,7 @@ class FitConfig:
     device: str = "cpu"
     activity: bool = False
     intended_prior: float = 0.9
+    genetic_head: str = "cv"
     noise_calibration: bool = True
     sampler: str = "control"
 
@@ -163,6 +169,8 @@ class FitConfig:
             raise ValueError(f"intended_prior must be in (0, 1), got {self.intended_prior}")
         if not 0 < self.target_prior < 1:
             raise ValueError(f"target_prior must be in (0, 1), got {self.target_prior}")
+        if self.genetic_head not in ("cv", "off"):
+            raise ValueError(f"genetic_head must be 'cv' or 'off', got {self.genetic_head!r}")
         if self.feature_head not in ("ridge", "rbf", "cv"):
             raise ValueError(f"feature_head must be 'ridge', 'rbf' or 'cv', got "
                              f"{self.feature_head!r}")

@@ -47,7 +47,13 @@ from .causal import (
 )
 from .config import FitConfig
 from .gim_module import InterventionNet, LatentInterventions, hill_activity, hill_shift
-from .heads import LinearHead, head_from_checkpoint, held_out_predictions, select_head
+from .heads import (
+    LinearHead,
+    fit_rbf_cv,
+    head_from_checkpoint,
+    held_out_predictions,
+    select_head,
+)
 from .ridge import RidgeFit
 from .training import History, train
 
@@ -145,6 +151,16 @@ def _moment_term(drift, shift: torch.Tensor, means: torch.Tensor, control: int,
     target = means[torch.cat([idx.new_tensor([control]), idx])]
     mu = -torch.linalg.solve(drift.W, (drift.b + shift).T).T
     return ((mu - target) ** 2).sum(-1).mean() / d
+
+
+def coexpression(x: torch.Tensor, genes) -> np.ndarray:
+    """Rows ``genes`` of the correlation matrix of the cells x [n, d], [len(genes), d]: where
+    each gene sits in the co-expression of the control cells (a gene constant there: 0)."""
+    x = x.double()
+    xs = x - x.mean(0)
+    sd = xs.pow(2).mean(0).sqrt()
+    xs = torch.where(sd > 1e-12, xs / sd.clamp_min(1e-12), torch.zeros_like(xs))
+    return (xs[:, list(genes)].T @ xs / len(x)).numpy()
 
 
 def _top_dose_contexts(pert, pidx, doses) -> dict[int, int]:
@@ -390,8 +406,49 @@ class GIM(PerturbationModel):
                     rows.append((p, j, float(pi[j] * u[0, j]), float(zero[j]),
                                  float(pi[j] > 0.5)))
         P, _, e, zz, sel = (np.array(c) for c in zip(*rows, strict=True))
-        return {**knockout_size_rule(P, e, zz), "hit_rate": float(sel.mean()),
+        info = {**knockout_size_rule(P, e, zz), "hit_rate": float(sel.mean()),
                 "n_perturbations": len(np.unique(P))}
+        return {**info, **self._fit_genetic_head(z.cells(z.control), prior, top, doses)}
+
+    def _fit_genetic_head(self, x0: torch.Tensor, prior, top, doses) -> dict:
+        """What else a new genetic perturbation moves directly (method.md §7): an RBF head
+        with prior mean 0 (``fit_rbf_cv(centred=False)``: a gene co-expressed with none of
+        the seen ones moves nothing else) from φ_p, the mean over p's intended genes j of
+        corr(x_j, x) in the control cells x0 (``coexpression``), to the expected effects
+        e_p = π_p ⊙ u_p of the seen genetic perturbations at their top dose, their own
+        intended genes set to 0 (``knockout_size_rule`` sizes those). Kept
+        (``heads_["genetic"]``) only if its leave-one-perturbation-out squared error beats
+        predicting 0 (nothing else moves) — the choice uses the seen perturbations only; π
+        of its effects from a logistic fitted on those held-out effects against the seen
+        ones' π (as ``target_calibration_``). Needs ≥ 3 seen genetic perturbations."""
+        self.heads_.pop("genetic", None)
+        ps = [p for p in sorted(top) if prior[p].any()]
+        if self.config.genetic_head == "off" or len(ps) < 3:
+            return {"head": False}
+        X, Y, PI = [], [], []
+        with torch.no_grad():
+            for p in ps:
+                k = top[p]
+                genes = torch.nonzero(prior[p]).flatten().tolist()
+                logits, u, _ = self.net(torch.tensor([p]), doses[[k]])
+                pi = torch.sigmoid(logits[0].double())
+                e = (pi * u[0].double()).numpy()
+                e[genes] = 0.0
+                X.append(coexpression(x0, genes).mean(0))
+                Y.append(e)
+                PI.append(np.where(prior[p].numpy() > 0, np.nan, pi.numpy()))
+        X, Y, PI = np.stack(X), np.stack(Y), np.stack(PI)
+        groups = np.arange(len(ps))
+        head = fit_rbf_cv(X, Y, groups, centred=False)
+        held = held_out_predictions(head, X, Y, groups)
+        cv, cv_none = float(((Y - held) ** 2).mean()), float((Y ** 2).mean())
+        info = {"head": bool(cv < cv_none), "head_cv_error": cv, "head_cv_error_none": cv_none}
+        if info["head"]:
+            self.heads_["genetic"] = head
+            keep = ~np.isnan(PI)
+            info["head_calibration"] = list(_fit_logistic(
+                torch.as_tensor(np.abs(held[keep])), torch.as_tensor(PI[keep])))
+        return info
 
     def _genetic_interventions(self, genes: tuple[int, ...], doses: torch.Tensor,
                                calibration):
@@ -407,11 +464,16 @@ class GIM(PerturbationModel):
         u = torch.zeros(d)
         idx = list(genes)
         zero = self._activity_origin()
+        *_, b = calibration
+        logits = torch.full((d,), float(b), dtype=torch.float64)
+        if gen.get("head") and "genetic" in self.heads_:  # what else it moves directly
+            x = coexpression(self.control_cells_, idx).mean(0, keepdims=True)
+            e = torch.as_tensor(self._head_output("genetic", x)[0])
+            logits = _calibrated_logits([e], gen["head_calibration"])
+            u = e.float()
+        hit = min(max(gen["hit_rate"], 1e-6), 1 - 1e-6)
         u[idx] = (torch.full((len(idx),), gen["constant"]) if gen["rule"] == "constant"
                   else gen["toward_zero"] * zero[idx]).float()
-        *_, b = calibration
-        hit = min(max(gen["hit_rate"], 1e-6), 1 - 1e-6)
-        logits = torch.full((d,), float(b), dtype=torch.float64)
         logits[idx] = math.log(hit / (1 - hit))
         return logits, u * (doses > 0).float()
 

@@ -95,6 +95,7 @@ class RBFHead:
     ell2: float  # ℓ²
     noise: float  # σ², the cross-validated mean squared error
     cv_mse: float
+    centred: bool = True  # ȳ the training mean; False: ȳ = 0 (a prior mean of zero)
 
     kind = "rbf"
     PARTS = ("train_x", "dual", "y_mean", "x_mean", "x_sd")
@@ -116,13 +117,14 @@ class RBFHead:
 
     def meta(self) -> dict:
         return {"kind": self.kind, "alpha": self.alpha, "noise": self.noise, "ell2": self.ell2,
-                "cv_mse": self.cv_mse}
+                "cv_mse": self.cv_mse, "centred": self.centred}
 
 
 def fit_rbf_cv(X: np.ndarray, Y: np.ndarray, groups, alphas=ALPHA_GRID,
-               scales=LENGTH_SCALES) -> RBFHead:
+               scales=LENGTH_SCALES, *, centred: bool = True) -> RBFHead:
     """RBF kernel ridge, (α, s) by leave-one-group-out CV (≥ 3 groups; else the grid's
-    middle), refitted on all rows. The mean ȳ is the training fold's."""
+    middle), refitted on all rows. The mean ȳ is the training fold's (``centred``) or 0:
+    far from every training row the head then predicts 0, not the average row."""
     Xs, x_mean, x_sd = standardise(X)
     groups = np.asarray(groups)
     names = np.unique(groups)
@@ -136,7 +138,7 @@ def fit_rbf_cv(X: np.ndarray, Y: np.ndarray, groups, alphas=ALPHA_GRID,
             K = np.exp(-d2 / (s * m))
             for name in names:
                 out = groups == name
-                ym = Y[~out].mean(0)
+                ym = Y[~out].mean(0) if centred else np.zeros(Y.shape[1])
                 evals, V = np.linalg.eigh(K[np.ix_(~out, ~out)])
                 proj = V.T @ (Y[~out] - ym)  # [n, d]
                 dual = np.einsum("nr,ard->and", V,
@@ -148,12 +150,12 @@ def fit_rbf_cv(X: np.ndarray, Y: np.ndarray, groups, alphas=ALPHA_GRID,
     else:
         si, ai = len(scales) // 2, len(alphas) // 2
     ell2, alpha = float(scales[si] * m), float(alphas[ai])
-    ym = Y.mean(0)
+    ym = Y.mean(0) if centred else np.zeros(Y.shape[1])
     K = np.exp(-d2 / ell2)
     dual = np.linalg.solve(K + alpha * np.eye(len(K)), Y - ym)
     cv_mse = float(err[si, ai]) if len(names) >= 3 else float("nan")
     noise = cv_mse if np.isfinite(cv_mse) else float(Y.var())
-    return RBFHead(Xs, dual, ym, x_mean, x_sd, alpha, ell2, noise, cv_mse)
+    return RBFHead(Xs, dual, ym, x_mean, x_sd, alpha, ell2, noise, cv_mse, centred)
 
 
 def select_head(X: np.ndarray, Y: np.ndarray, groups, kind: str = "cv",
@@ -190,7 +192,7 @@ def held_out_predictions(head: LinearHead | RBFHead, X: np.ndarray, Y: np.ndarra
     for name in names:
         held = groups == name
         if rbf:
-            ym = Y[~held].mean(0)
+            ym = Y[~held].mean(0) if head.centred else 0.0
             Kt = K[np.ix_(~held, ~held)]
             dual = np.linalg.solve(Kt + head.alpha * np.eye(len(Kt)), Y[~held] - ym)
             out[held] = ym + K[np.ix_(held, ~held)] @ dual
@@ -204,7 +206,8 @@ def head_from_checkpoint(tensors: dict, prefix: str, meta: dict) -> LinearHead |
     """Inverse of a head's ``to_tensors`` + ``meta``."""
     if meta.get("kind", "ridge") == "rbf":
         parts = [tensors[f"{prefix}.{k}"].numpy() for k in RBFHead.PARTS]
-        return RBFHead(*parts, meta["alpha"], meta["ell2"], meta["noise"], meta["cv_mse"])
+        return RBFHead(*parts, meta["alpha"], meta["ell2"], meta["noise"], meta["cv_mse"],
+                       meta.get("centred", True))
     train_x = tensors.get(f"{prefix}.train_x")
     return LinearHead(RidgeFit.from_tensors(tensors, prefix, meta["alpha"]),
                       None if train_x is None else train_x.numpy(), meta.get("noise"))

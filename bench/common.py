@@ -74,3 +74,17 @@ def default_dtype(dtype: torch.dtype):
         yield
     finally:
         torch.set_default_dtype(old)
+
+
+def papalexi_modelled():
+    """Papalexi 2021 on its modelled genes (``papalexi_genes``), log-normalised, all cells:
+    (adata, dense x, perturbation per cell, control mean, control sd)."""
+    from causalpert.data.prepare import dense_matrix
+    from causalpert.data.screens import papalexi2021, papalexi_genes
+
+    adata = papalexi2021()
+    adata = adata[:, papalexi_genes(adata)]
+    x = dense_matrix(adata)
+    pert = adata.obs["perturbation"].astype(str).to_numpy()
+    ctrl = x[pert == "control"]
+    return adata, x, pert, ctrl.mean(0), ctrl.std(0)

@@ -8,17 +8,11 @@ Over the modelled genes (``papalexi_genes``), log-normalised values, all cells.
 
 from __future__ import annotations
 
-from causalpert.data.prepare import dense_matrix
-from causalpert.data.screens import papalexi2021, papalexi_genes
+from common import papalexi_modelled
 
 
 def main() -> None:
-    adata = papalexi2021()
-    adata = adata[:, papalexi_genes(adata)]
-    x = dense_matrix(adata)
-    pert = adata.obs["perturbation"].astype(str).to_numpy()
-    ctrl = x[pert == "control"]
-    mu0, s0 = ctrl.mean(0), ctrl.std(0)
+    adata, x, pert, mu0, s0 = papalexi_modelled()
     genes = list(adata.var_names)
     print("gene      cells  control mean  control sd  z = -mean/sd  drop (sd)")
     for g in adata.uns["measured_targets"]:

@@ -15,6 +15,20 @@ from causalpert.models import GIM, MODELS
 D, KO_SHIFT = 8, -3.0
 
 
+def _screen(drift, shift, names, sizes, seed):
+    """AnnData of ``sizes[k]`` stationary cells of context k (drift shift ``shift[k]``), one
+    perturbation label per context; each perturbation is aimed at the gene it is named by."""
+    cells = sample_stationary(drift, shift, drift.log_sigma.detach().expand(len(names), -1),
+                              max(sizes), generator=torch.Generator().manual_seed(seed))
+    x = np.concatenate([cells[k, :n].numpy() for k, n in enumerate(sizes)]).astype(np.float32)
+    obs = pd.DataFrame({"perturbation": np.repeat(names, sizes)})
+    obs.index = [f"c{i}" for i in range(len(obs))]
+    adata = ad.AnnData(x, obs=obs,
+                       var=pd.DataFrame(index=[f"g{j}" for j in range(shift.shape[1])]))
+    adata.uns["intended_targets"] = {p: p for p in names[1:]}
+    return adata
+
+
 def _knockouts(seed: int = 0):
     """Control + one knockdown (drift shift −3) of each of the first 7 genes of a random
     linear graph; the truth drift is returned for closed-form checks."""
@@ -25,14 +39,7 @@ def _knockouts(seed: int = 0):
     for k in range(1, len(names)):
         shift[k, k - 1] = KO_SHIFT
     sizes = [600] + [150] * (len(names) - 1)
-    cells = sample_stationary(drift, shift, drift.log_sigma.detach().expand(len(names), -1),
-                              max(sizes), generator=torch.Generator().manual_seed(seed))
-    x = np.concatenate([cells[k, :n].numpy() for k, n in enumerate(sizes)]).astype(np.float32)
-    obs = pd.DataFrame({"perturbation": np.repeat(names, sizes)})
-    obs.index = [f"c{i}" for i in range(len(obs))]
-    adata = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(D)]))
-    adata.uns["intended_targets"] = {p: p for p in names[1:]}
-    return adata, drift, adj
+    return _screen(drift, shift, names, sizes, seed), drift, adj
 
 
 @pytest.fixture(scope="module")
@@ -163,14 +170,7 @@ def _modules(seed: int = 0):
         j = int(p[1:])
         shift[k, j], shift[k, 4 if j < 5 else 9] = -2.0, 1.5
     sizes = [600] + [200] * (len(names) - 1)
-    cells = sample_stationary(drift, shift, drift.log_sigma.detach().expand(len(names), -1),
-                              max(sizes), generator=torch.Generator().manual_seed(seed))
-    x = np.concatenate([cells[k, :n].numpy() for k, n in enumerate(sizes)]).astype(np.float32)
-    obs = pd.DataFrame({"perturbation": np.repeat(names, sizes)})
-    obs.index = [f"c{i}" for i in range(len(obs))]
-    adata = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(d)]))
-    adata.uns["intended_targets"] = {p: p for p in names[1:]}
-    return adata
+    return _screen(drift, shift, names, sizes, seed)
 
 
 def test_genetic_head_predicts_what_else_an_unseen_knockout_moves(tmp_path):

@@ -248,6 +248,11 @@ def test_cli_ranks_writes_csv_and_fails_in_one_line(setup, tmp_path):
     res = runner.invoke(app, ["design", str(tmp_path / "ens"), "-c",
                               str(tmp_path / "names.txt"), "--top", "1"])
     assert res.exit_code == 0 and "pert_0" in res.output, res.output
+    res = runner.invoke(app, ["design", str(tmp_path / "ens"), "-c", str(tmp_path / "new.csv"),
+                              "--doses", "0.5,1,2", "--density", "0", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    plain = cp.design.rank(ens, far, doses=[0.5, 1, 2], k=8, density=0)
+    assert pd.read_csv(out)["experiment"].tolist() == plain["experiment"].tolist()
 
     ens.members_[0].save(tmp_path / "single")
     (tmp_path / "bad.txt").write_text("pert_00\nnot_a_drug\n")

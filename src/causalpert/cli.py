@@ -400,6 +400,10 @@ def design(
     diversity: float = typer.Option(1.0, help="Near-duplicate penalty λ in [0, 1]: 1 discounts "
                                     "an experiment whose predicted shift points the way of "
                                     "one already picked; 0 ranks by disagreement alone."),
+    density: float = typer.Option(1.0, help="Information density β ≥ 0: the disagreement is "
+                                  "weighted by how typical the experiment's predicted shift is "
+                                  "of all candidates' (ρ^β), so outliers need more of it; 0 "
+                                  "switches it off."),
 ) -> None:
     """Rank the experiments to run next: those the ensemble's members disagree about most
     (the mean energy distance between the members' predicted cells), picking a batch of
@@ -421,7 +425,7 @@ def design(
                              "cp.Ensemble(cp.GIM(...), n=5).fit(adata) in Python and save it")
         cand = read_candidates(candidates)
         ranked = rank(m, cand, doses=dose_list, k=top, n_cells=n_cells, seed=seed,
-                      diversity=diversity)
+                      diversity=diversity, density=density)
         if out is not None:
             with atomic_write(out) as fh:
                 fh.write(ranked.to_csv(index=False))

@@ -193,6 +193,10 @@ def test_genetic_head_predicts_what_else_an_unseen_knockout_moves(tmp_path):
     assert shift["cv"] - shift["off"] > 0.8  # observed: +1.5
     assert edist(pred["cv"], obs) < 0.8 * edist(pred["off"], obs)
     assert fits["cv"].target_probabilities(["g2"]).loc["g2", "g4"] > 0.5
+    # how far the prediction rests on the head: its sd (≥ 0, finite); NaN without the head
+    sd = {h: m.head_uncertainty(["g2", "g0"])["effect_sd"] for h, m in fits.items()}
+    assert np.isfinite(sd["cv"]["g2"]) and sd["cv"]["g2"] >= 0 and sd["cv"]["g0"] == 0
+    assert np.isnan(sd["off"]["g2"])
     fits["cv"].save(tmp_path / "m")  # the head is saved with the model
     np.testing.assert_allclose(GIM.load(tmp_path / "m").predict(["g2"], n_cells=50, seed=0).X,
                                fits["cv"].predict(["g2"], n_cells=50, seed=0).X)

@@ -869,8 +869,10 @@ class GIM(PerturbationModel):
         extrapolation: per perturbation, ``effect_sd`` = √v(x̃) of the expected-effect head
         (``models.heads``: the sd of the head's mean, model units, ≈ 0 next to a training
         perturbation, growing away from them), ``head`` (its kind) and ``seen`` (a training
-        perturbation: its own fitted intervention, ``effect_sd`` 0). NaN for genetic
-        perturbations without features and for heads from older checkpoints."""
+        perturbation: its own fitted intervention, ``effect_sd`` 0). A genetic perturbation
+        never seen: the sd of the genetic head (its other direct effects, from its gene's
+        co-expression; NaN when that head is not in use). NaN for heads from older
+        checkpoints."""
         import pandas as pd
 
         self._check_fitted()
@@ -891,8 +893,13 @@ class GIM(PerturbationModel):
         v = np.full(len(Fz), np.nan) if v is None else v
         seen = np.array([p in self.seen_ for p in req.parts])
         sd = np.where(seen, 0.0, np.sqrt(v))
-        if req.genetic:
-            sd = np.where([bool(g) for g in req.genetic], np.nan, sd)
+        if req.genetic:  # the genetic head's sd where it is in use (its other effects), else NaN
+            head = self.heads_.get("genetic") if (self.genetic_ or {}).get("head") else None
+            for i, genes in enumerate(req.genetic):
+                if genes and not seen[i]:
+                    sd[i] = np.nan if head is None else float(np.sqrt(head.variance(
+                        coexpression(self.control_cells_, list(genes)).mean(0,
+                                                                            keepdims=True))[0]))
         return ([float(np.sqrt(np.sum(np.square(sd[g])))) for g in req.groups],
                 [bool(seen[g].all()) for g in req.groups])
 

@@ -118,10 +118,7 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
         >>> ranked.loc[ranked["selected"], ["experiment", "score", "top_genes"]]
     """
     names, kw = _check(model, candidates, doses=doses, k=k, n_cells=n_cells, seed=seed,
-                       diversity=diversity, smiles=smiles)
-    if isinstance(density, bool) or not isinstance(density, int | float) \
-            or not 0 <= density < float("inf"):
-        raise ValueError(f"density must be a number ≥ 0 (0: off), got {density!r}")
+                       diversity=diversity, density=density, smiles=smiles)
     dose_list = [float(x) for x in np.atleast_1d(np.asarray(doses, dtype=np.float64))]
     target_sd = _target_sd(model, names, kw)
     exps = [(c, x) for c in range(len(names)) for x in dose_list]
@@ -237,7 +234,7 @@ def _target_sd(model: Ensemble, names: list[str], kw: dict) -> np.ndarray:
     return model.target_probabilities_sd(**args).to_numpy().sum(1)
 
 
-def _check(model, candidates, *, doses, k, n_cells, seed, diversity, smiles):
+def _check(model, candidates, *, doses, k, n_cells, seed, diversity, density, smiles):
     """Every input checked with a one-line error; returns (candidate names, predict keywords)."""
     if not isinstance(model, Ensemble) or model.members_ is None:
         raise ValueError("design needs a fitted cp.Ensemble(...): its members' disagreement is "
@@ -261,6 +258,9 @@ def _check(model, candidates, *, doses, k, n_cells, seed, diversity, smiles):
             or not 0 <= diversity <= 1:
         raise ValueError(f"diversity must be in [0, 1] (0: rank by score alone), got "
                          f"{diversity!r}")
+    if isinstance(density, bool) or not isinstance(density, int | float) \
+            or not 0 <= density < float("inf"):
+        raise ValueError(f"density must be a number ≥ 0 (0: off), got {density!r}")
     kw: dict = {}
     if isinstance(candidates, pd.DataFrame):
         names = [str(n) for n in candidates.index]

@@ -89,3 +89,21 @@ def test_held_out_predictions_reproduce_the_cv_error_the_head_was_chosen_by(kind
     assert cv > (1.5 if kind == "rbf" else 1.0) * in_sample  # ridge: α large, nearly the mean
     few = np.repeat([0, 1], 20)  # two groups: nothing to hold out, the in-sample fit
     np.testing.assert_array_equal(held_out_predictions(head, X, Y, few), head(X))
+
+
+def test_a_zero_mean_rbf_head_predicts_zero_far_away_and_keeps_its_cv():
+    """``centred=False`` (the genetic head): far from every training row the head predicts 0,
+    where the centred head predicts the training mean; its held-out predictions still
+    reproduce its CV error, and a checkpoint keeps the choice."""
+    X, Y, _ = _data(curved=True, seed=3)
+    Y = Y + 5.0  # a mean far from 0
+    g = np.repeat(np.arange(20), 2)
+    zero, centred = fit_rbf_cv(X, Y, g, centred=False), fit_rbf_cv(X, Y, g)
+    far = np.full((1, 3), 50.0)
+    np.testing.assert_allclose(zero(far), 0.0, atol=1e-9)
+    np.testing.assert_allclose(centred(far), Y.mean(0, keepdims=True), atol=1e-9)
+    held = held_out_predictions(zero, X, Y, g)
+    np.testing.assert_allclose(((held - Y) ** 2).mean(), zero.cv_mse, rtol=1e-8)
+    back = head_from_checkpoint(zero.to_tensors("h"), "h", zero.meta())
+    assert back.centred is False
+    np.testing.assert_allclose(held_out_predictions(back, X, Y, g), held)

@@ -95,9 +95,9 @@ class FitConfig:
             so the data can still switch them off (a guide that fails) and add other targets.
         genetic_head: what else a genetic perturbation never seen in training moves directly
             (besides its intended gene): ``"cv"`` predicts the other genes' effects from where
-            its gene sits in the control cells' co-expression (a head like ``feature_head``,
-            fitted on the seen knockouts' fitted effects) when that beats "nothing else" in
-            leave-one-perturbation-out CV on the seen ones; ``"off"``: nothing else.
+            its gene sits in the control cells' co-expression (an RBF head with prior mean 0,
+            fitted on the seen genetic perturbations' fitted effects) when that beats "nothing
+            else" in leave-one-perturbation-out CV on the seen ones; ``"off"``: nothing else.
     """
 
     steps: int = 3000

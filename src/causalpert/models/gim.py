@@ -421,7 +421,6 @@ class GIM(PerturbationModel):
         predicting 0 (nothing else moves) — the choice uses the seen perturbations only; π
         of its effects from a logistic fitted on those held-out effects against the seen
         ones' π (as ``target_calibration_``). Needs ≥ 3 seen genetic perturbations."""
-        self.heads_.pop("genetic", None)
         ps = [p for p in sorted(top) if prior[p].any()]
         if self.config.genetic_head == "off" or len(ps) < 3:
             return {"head": False}
@@ -450,6 +449,15 @@ class GIM(PerturbationModel):
                 torch.as_tensor(np.abs(held[keep])), torch.as_tensor(PI[keep])))
         return info
 
+    def _genetic_head(self):
+        """The genetic head (``_fit_genetic_head``) if the fit kept it, else None."""
+        return getattr(self, "heads_", {}).get("genetic")
+
+    def _genetic_features(self, genes) -> np.ndarray:
+        """φ [1, d] of a genetic perturbation aimed at ``genes``: the mean of their rows of
+        the control cells' correlation matrix (``coexpression``)."""
+        return coexpression(self.control_cells_, list(genes)).mean(0, keepdims=True)
+
     def _genetic_interventions(self, genes: tuple[int, ...], doses: torch.Tensor,
                                calibration):
         """(logits, u) [d] of a genetic perturbation never seen in training: its modelled
@@ -466,9 +474,8 @@ class GIM(PerturbationModel):
         zero = self._activity_origin()
         *_, b = calibration
         logits = torch.full((d,), float(b), dtype=torch.float64)
-        if gen.get("head") and "genetic" in self.heads_:  # what else it moves directly
-            x = coexpression(self.control_cells_, idx).mean(0, keepdims=True)
-            e = torch.as_tensor(self._head_output("genetic", x)[0])
+        if self._genetic_head() is not None:  # what else it moves directly
+            e = torch.as_tensor(self._head_output("genetic", self._genetic_features(idx))[0])
             logits = _calibrated_logits([e], gen["head_calibration"])
             u = e.float()
         hit = min(max(gen["hit_rate"], 1e-6), 1 - 1e-6)
@@ -894,12 +901,11 @@ class GIM(PerturbationModel):
         seen = np.array([p in self.seen_ for p in req.parts])
         sd = np.where(seen, 0.0, np.sqrt(v))
         if req.genetic:  # the genetic head's sd where it is in use (its other effects), else NaN
-            head = self.heads_.get("genetic") if (self.genetic_ or {}).get("head") else None
+            head = self._genetic_head()
             for i, genes in enumerate(req.genetic):
                 if genes and not seen[i]:
-                    sd[i] = np.nan if head is None else float(np.sqrt(head.variance(
-                        coexpression(self.control_cells_, list(genes)).mean(0,
-                                                                            keepdims=True))[0]))
+                    sd[i] = np.nan if head is None else float(
+                        np.sqrt(head.variance(self._genetic_features(genes))[0]))
         return ([float(np.sqrt(np.sum(np.square(sd[g])))) for g in req.groups],
                 [bool(seen[g].all()) for g in req.groups])
 

@@ -120,6 +120,11 @@ class RBFHead:
                 "cv_mse": self.cv_mse, "centred": self.centred}
 
 
+def _prior_mean(Y: np.ndarray, centred: bool) -> np.ndarray:
+    """ȳ of an RBF head fitted on rows Y: their mean (``centred``) or 0."""
+    return Y.mean(0) if centred else np.zeros(Y.shape[1])
+
+
 def fit_rbf_cv(X: np.ndarray, Y: np.ndarray, groups, alphas=ALPHA_GRID,
                scales=LENGTH_SCALES, *, centred: bool = True) -> RBFHead:
     """RBF kernel ridge, (α, s) by leave-one-group-out CV (≥ 3 groups; else the grid's
@@ -138,7 +143,7 @@ def fit_rbf_cv(X: np.ndarray, Y: np.ndarray, groups, alphas=ALPHA_GRID,
             K = np.exp(-d2 / (s * m))
             for name in names:
                 out = groups == name
-                ym = Y[~out].mean(0) if centred else np.zeros(Y.shape[1])
+                ym = _prior_mean(Y[~out], centred)
                 evals, V = np.linalg.eigh(K[np.ix_(~out, ~out)])
                 proj = V.T @ (Y[~out] - ym)  # [n, d]
                 dual = np.einsum("nr,ard->and", V,
@@ -150,7 +155,7 @@ def fit_rbf_cv(X: np.ndarray, Y: np.ndarray, groups, alphas=ALPHA_GRID,
     else:
         si, ai = len(scales) // 2, len(alphas) // 2
     ell2, alpha = float(scales[si] * m), float(alphas[ai])
-    ym = Y.mean(0) if centred else np.zeros(Y.shape[1])
+    ym = _prior_mean(Y, centred)
     K = np.exp(-d2 / ell2)
     dual = np.linalg.solve(K + alpha * np.eye(len(K)), Y - ym)
     cv_mse = float(err[si, ai]) if len(names) >= 3 else float("nan")
@@ -192,7 +197,7 @@ def held_out_predictions(head: LinearHead | RBFHead, X: np.ndarray, Y: np.ndarra
     for name in names:
         held = groups == name
         if rbf:
-            ym = Y[~held].mean(0) if head.centred else 0.0
+            ym = _prior_mean(Y[~held], head.centred)
             Kt = K[np.ix_(~held, ~held)]
             dual = np.linalg.solve(Kt + head.alpha * np.eye(len(Kt)), Y[~held] - ym)
             out[held] = ym + K[np.ix_(held, ~held)] @ dual

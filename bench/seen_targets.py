@@ -32,6 +32,15 @@ def main() -> None:
     sel = pi > 0.5
     print(f"selected pairs {int(sel.sum())}, true share {truth[sel].mean():.3f}, AUROC of "
           f"|effect| among them {target_auroc(effect[sel], truth[sel]):.3f}")
+    # where the spurious ones sit: next to a true target of the same perturbation?
+    adj = np.asarray(pdata.true_graph).astype(bool)  # adj[i, j]: edge i → j
+    false = np.argwhere(sel & ~truth)
+    child = sum(bool(adj[truth[p], j].any()) for p, j in false)
+    parent = sum(bool(adj[j, truth[p]].any()) for p, j in false)
+    print(f"false selected {len(false)}: child of a true target {child}, parent of one "
+          f"{parent}; median |effect| true {np.median(effect[sel & truth]):.2f}, false "
+          f"{np.median(effect[sel & ~truth]):.2f}; median π false "
+          f"{np.median(pi[sel & ~truth]):.4f}")
 
 
 if __name__ == "__main__":

@@ -200,3 +200,9 @@ def test_genetic_head_predicts_what_else_an_unseen_knockout_moves(tmp_path):
     fits["cv"].save(tmp_path / "m")  # the head is saved with the model
     np.testing.assert_allclose(GIM.load(tmp_path / "m").predict(["g2"], n_cells=50, seed=0).X,
                                fits["cv"].predict(["g2"], n_cells=50, seed=0).X)
+
+
+def test_unknown_genetic_head_is_a_one_line_error():
+    with pytest.raises(ValueError, match="genetic_head must be 'cv' or 'off'") as err:
+        GIM(genetic_head="ridge")
+    assert "\n" not in str(err.value)

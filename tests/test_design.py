@@ -50,13 +50,19 @@ def test_disagreement_is_higher_far_from_the_training_data(setup):
     # bench/design_far_seen.py)
     assert s_far > 2 * s_seen, (s_far, s_seen)
     assert ranked["experiment"].iloc[0] == f"{ranked['candidate'].iloc[0]} @ 1"
-    # the first pick: the top score × information density (ρ ∈ (0, 1]; a far experiment is
-    # an outlier of the candidates' predicted shifts, so its ρ is the smaller)
-    s = ranked["score"] * ranked["density"]
-    assert (s == s.max()).iloc[0]
+    # the first pick: the top of s = c / max c + g / max g, c = score × information density
+    # (ρ ∈ (0, 1]; a far experiment is an outlier of the candidates' predicted shifts, so its
+    # ρ is the smaller), g the edge term
+    c = ranked["score"] * ranked["density"]
+    g = ranked["edge_entropy"]
+    np.testing.assert_allclose(ranked["value"], c / c.max() + g / g.max())
+    assert (ranked["value"] == ranked["value"].max()).iloc[0]
     assert ranked["density"].between(0, 1).all()
     assert ranked.loc[is_far, "density"].mean() < ranked.loc[~is_far, "density"].mean()
-    plain = cp.design.rank(ens, pd.concat([seen, far]), doses=[1.0], k=4, density=0)
+    cells = cp.design.rank(ens, pd.concat([seen, far]), doses=[1.0], k=4, edges=0)
+    c = cells["score"] * cells["density"]
+    assert (c == c.max()).iloc[0] and np.allclose(cells["value"], c)
+    plain = cp.design.rank(ens, pd.concat([seen, far]), doses=[1.0], k=4, density=0, edges=0)
     assert (plain["score"] == plain["score"].max()).iloc[0]
     # what drives it: 3 genes, their share, the members' spread over targets
     assert ranked["top_genes"].str.split(",").map(len).eq(3).all()
@@ -72,6 +78,39 @@ def test_target_sd_is_the_members_spread_over_targets(setup):
     got = ranked.groupby("candidate")["target_sd"].agg(["min", "max"])
     np.testing.assert_allclose(got["min"], sd.loc[got.index])
     np.testing.assert_allclose(got["max"], sd.loc[got.index])
+
+
+def test_edge_term_is_target_probability_times_edge_entropy(setup):
+    """g(e) = Σ_g π̄_g U_g with U_g the mean binary entropy of gene g's in- and out-edges:
+    recomputed here from the ensemble's own target and edge probabilities."""
+    ens, _, _ = setup
+    names = ["pert_00", "pert_01", "pert_02"]
+    ranked = cp.design.rank(ens, names, doses=[0.5, 2.0], k=2)
+    P = ens.edge_probability().to_numpy()
+    d = len(P)
+    H = np.zeros_like(P)
+    inside = (P > 0) & (P < 1)
+    H[inside] = -(P[inside] * np.log2(P[inside]) + (1 - P[inside]) * np.log2(1 - P[inside]))
+    np.fill_diagonal(H, 0)
+    U = (H.sum(1) + H.sum(0)) / (2 * (d - 1))
+    want = ens.target_probabilities(names).to_numpy() @ U
+    got = ranked.groupby("candidate")["edge_entropy"].agg(["min", "max"]).loc[names]
+    np.testing.assert_allclose(got["min"], want)
+    np.testing.assert_allclose(got["max"], want)  # the same at every dose
+    assert inside.any()  # K = 3 members disagree on some edges, so the term is not all 0
+
+
+def test_edge_uncertainty_and_combined_score_closed_form():
+    from causalpert.design import combined_score, edge_uncertainty
+
+    P = np.array([[0.0, 0.5, 1.0], [0.0, 0.0, 0.5], [0.0, 0.0, 0.0]])
+    # H(0.5) = 1 bit, H(0) = H(1) = 0: gene 0 has one uncertain edge of 4, gene 1 two, gene 2 one
+    np.testing.assert_allclose(edge_uncertainty(P), [0.25, 0.5, 0.25])
+    c, g = np.array([2.0, 1.0, -1.0]), np.array([0.0, 0.5, 1.0])
+    np.testing.assert_allclose(combined_score(c, g, 1.0), [1.0, 1.0, 0.5])
+    np.testing.assert_allclose(combined_score(c, g, 0.0), c)
+    np.testing.assert_allclose(combined_score(c, np.full(3, np.nan), 1.0), c)
+    np.testing.assert_allclose(combined_score(c, np.zeros(3), 2.0), c / 2)  # max g = 0: adds 0
 
 
 def test_near_duplicates_are_not_picked_twice(setup):
@@ -116,6 +155,7 @@ def test_scores_are_reproducible(setup):
     ({"n_cells": 1}, "n_cells must be an integer ≥ 2"),
     ({"diversity": 2.0}, r"diversity must be in \[0, 1\]"),
     ({"density": -1.0}, "density must be a number ≥ 0"),
+    ({"edges": -1.0}, "edges must be a number ≥ 0"),
     ({"smiles": True}, "smiles=True is for a list"),
 ])
 def test_bad_inputs_are_one_line(setup, kw, match):

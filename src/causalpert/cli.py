@@ -337,13 +337,15 @@ def benchmark(
                                  "CRISPR activation pairs), sciplex3 (your file, --data) or "
                                  "design (experimental design: the ensemble's acquisition vs "
                                  "random vs k-center over rounds; takes --sim, --seeds, "
-                                 "--members, --steps, --fresh; --methods does not apply)."),
+                                 "--members, --steps, --strategies, --fresh; --methods does "
+                                 "not apply)."),
     sim: str = typer.Option("linear", help="Ground truth for synthetic protocols: linear or mlp."),
     methods: str = typer.Option("gim,mlp,additive,free-causal,de,control,oracle",
                                 help="Comma-separated methods. Variants of gim: gim-activity, "
                                 "gim-mlp, gim-norefit, gim-uncalibrated, gim-joint, gim-exact, "
-                                "gim-joint-mlphead, gim-vstat. mean-ko: control + the average "
-                                "training shift (the yardstick of an unseen knockout)."),
+                                "gim-joint-mlphead, gim-vstat, gim-ensemble (3 bootstrap "
+                                "members). mean-ko: control + the average training shift (the "
+                                "yardstick of an unseen knockout)."),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
     workers: int = typer.Option(1, help="Parallel worker processes (each uses one thread)."),
     executor: str = typer.Option("local", help="local (this process or --workers processes) "
@@ -359,6 +361,10 @@ def benchmark(
     members: int = typer.Option(3, help="--protocol design: ensemble members K ≥ 2."),
     steps: int = typer.Option(None, help="--protocol design: cap GIM at N steps and N // 3 "
                               "refit steps (default: GIM's 3,000 + 1,000)."),
+    strategies: str = typer.Option("acquisition,random,kcenter", help="--protocol design: "
+                                   "comma-separated strategies; ablations of the acquisition: "
+                                   "acquisition-means, acquisition-nodensity, "
+                                   "acquisition-cells."),
 ) -> None:
     """Fit and score methods on a protocol; print the summary (mean ± sd over seeds). Each
     finished (method, seed) is saved in OUT/jobs, so the same command after an interruption
@@ -371,7 +377,8 @@ def benchmark(
         _fail(ValueError(f"--seeds must be comma-separated integers, got {seeds!r}"))
     if protocol == "design":
         _design_benchmark(out=out, sim=sim, seeds=seed_list, members=members, steps=steps,
-                          fresh=fresh)
+                          fresh=fresh, strategies=[x.strip() for x in strategies.split(",")
+                                                   if x.strip()])
         return
     _benchmark_and_print(f"{protocol} ({sim}), seeds {seeds} — mean ± sd over seeds",
                          protocol=protocol, sim=sim, seeds=seed_list, out=out, workers=workers,
@@ -404,9 +411,14 @@ def design(
                                   "weighted by how typical the experiment's predicted shift is "
                                   "of all candidates' (ρ^β), so outliers need more of it; 0 "
                                   "switches it off."),
+    edges: float = typer.Option(1.0, help="Weight γ ≥ 0 of the edge term: experiments that hit "
+                                "genes whose edges the members disagree on (edge probability "
+                                "near 1/2) score higher; 0 ranks by the cells' disagreement "
+                                "alone."),
 ) -> None:
     """Rank the experiments to run next: those the ensemble's members disagree about most
-    (the mean energy distance between the members' predicted cells), picking a batch of
+    (the mean energy distance between the members' predicted cells, plus how unsure they
+    are of the edges at the genes each experiment hits), picking a batch of
     --top that are not near-duplicates. For each: the score, the genes whose predicted mean
     the members disagree on most, and the members' spread over the targets (target sd)."""
     from .design import rank, read_candidates
@@ -425,7 +437,7 @@ def design(
                              "cp.Ensemble(cp.GIM(...), n=5).fit(adata) in Python and save it")
         cand = read_candidates(candidates)
         ranked = rank(m, cand, doses=dose_list, k=top, n_cells=n_cells, seed=seed,
-                      diversity=diversity, density=density)
+                      diversity=diversity, density=density, edges=edges)
         if out is not None:
             with atomic_write(out) as fh:
                 fh.write(ranked.to_csv(index=False))

@@ -1,5 +1,5 @@
-"""Experimental design: rank the experiments to run next by the ensemble's disagreement
-(method.md §7, design).
+"""Experimental design: rank the experiments to run next by the ensemble's disagreement over
+predicted cells and over edges (method.md §7, design).
 
 An experiment e is one candidate perturbation at one dose. Member i of a fitted
 ``cp.Ensemble`` (K ≥ 2 members) predicts n cells X_i(e) [n, d] with the seed
@@ -46,6 +46,21 @@ density; β = 0 switches it off). Session 9's design benchmark found the undensi
 acquisition pulling batches to the edge of the feature cloud, like k-center, and losing to
 random there; β = 1 was set as the default before it was re-run (README, Uncertainty).
 
+**Edge uncertainty (γ = ``edges``).** Disagreement over predicted cells is not disagreement
+over the network: an experiment teaches most about the edges at the genes it hits (an
+intervention on gene g moves g's children and separates g's parents from its children). With
+p_ij the ensemble's ``edge_probability`` and H the binary entropy (bits), gene g's edge
+uncertainty and an experiment's edge term are ::
+
+    U_g = Σ_{j≠g} (H(p_gj) + H(p_jg)) / (2 (d − 1)),      g(e) = Σ_g π̄_g(e) U_g
+
+(π̄: the members' mean target probabilities of the candidate; the same at every dose). The
+score the batch rule uses is then s(e) = c(e) / max c + γ · g(e) / max g with c(e) =
+score(e) · ρ(e)^β (a term whose max is ≤ 0 adds 0); γ = 0, or a model without a graph or
+target probabilities, gives s(e) = c(e). γ = 1 was set as the default before the design
+benchmark was re-run with it (README, Uncertainty): session 10's run found the graph curve
+below ``random``'s with the cells term alone.
+
 **Batch selection (greedy, diversity λ = ``diversity`` ∈ [0, 1]).** Starting from an empty
 batch B, repeatedly pick the remaining experiment with the largest ::
 
@@ -58,8 +73,8 @@ picked (the same drug at an adjacent dose, two drugs with the same predicted eff
 discounted to 0 as the cosine reaches 1, so near-duplicates do not fill the batch. The greedy
 runs over all experiments: ``rank`` is the order of picking, ``selected`` = rank ≤ k;
 ``batch_score`` is a(e) when picked and ``similar_to`` the already-picked experiment with the
-largest cosine (``similarity``; empty and NaN for the first pick); ``density`` is ρ(e).
-λ = 0 and β = 0 rank by score alone.
+largest cosine (``similarity``; empty and NaN for the first pick); ``density`` is ρ(e),
+``edge_entropy`` g(e) and ``value`` s(e). λ = 0, β = 0 and γ = 0 rank by score alone.
 """
 
 from __future__ import annotations
@@ -75,7 +90,8 @@ from .metrics import edist
 from .models.ensemble import Ensemble, member_seed
 
 #: columns of ``rank``'s result, in order
-COLUMNS = ("rank", "experiment", "candidate", "dose", "score", "density", "batch_score",
+COLUMNS = ("rank", "experiment", "candidate", "dose", "score", "density", "edge_entropy",
+           "value", "batch_score",
            "selected", "mean_spread", "target_sd", "top_genes", "top_share", "similar_to",
            "similarity")
 #: experiments from which ``rank`` shows a progress bar by default
@@ -83,11 +99,13 @@ PROGRESS_FROM = 20
 
 
 def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, seed: int = 0,
-         diversity: float = 1.0, density: float = 1.0, smiles: bool = False,
+         diversity: float = 1.0, density: float = 1.0, edges: float = 1.0,
+         smiles: bool = False,
          mode: str = "map", head_draws: bool = True,
          progress: bool | None = None) -> pd.DataFrame:
-    """Rank candidate experiments (candidate × dose) by the members' disagreement and pick a
-    batch of k that are not near-duplicates (the rules: the module docstring).
+    """Rank candidate experiments (candidate × dose) by the members' disagreement (predicted
+    cells, and edges at the genes hit) and pick a batch of k that are not near-duplicates
+    (the rules: the module docstring).
 
     Args:
         model: a fitted ``cp.Ensemble`` with ≥ 2 members.
@@ -102,6 +120,7 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
         seed: prediction seed (member i: ``SeedSequence([seed, i])``); same seed → same frame.
         diversity: λ of the batch rule, 0 (rank by score alone) … 1 (full penalty).
         density: β of the information density ρ(e)^β (≥ 0; 0: off).
+        edges: γ, the weight of the edge-uncertainty term g(e) (≥ 0; 0: off).
         smiles: a list of strings in ``candidates`` is SMILES, not names.
         mode: members' prediction mode (``"map"``, ``"mean"`` or ``"sample"``).
         head_draws: GIM members predict new compounds from a draw of their feature heads'
@@ -118,9 +137,9 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
         >>> ranked.loc[ranked["selected"], ["experiment", "score", "top_genes"]]
     """
     names, kw = _check(model, candidates, doses=doses, k=k, n_cells=n_cells, seed=seed,
-                       diversity=diversity, density=density, smiles=smiles)
+                       diversity=diversity, density=density, edges=edges, smiles=smiles)
     dose_list = [float(x) for x in np.atleast_1d(np.asarray(doses, dtype=np.float64))]
-    target_sd = _target_sd(model, names, kw)
+    target_sd, edge_term = _target_terms(model, names, kw)
     exps = [(c, x) for c in range(len(names)) for x in dose_list]
     K, d = len(model.members_), len(model.genes_)
     scores = np.empty(len(exps))
@@ -138,7 +157,9 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
                    for m in model.members_], axis=0)
     shifts = mus.mean(1) - mu0
     rho = information_density(shifts)
-    order, batch, similar, cosine = _greedy(scores * rho**density, shifts, diversity)
+    g = np.array([edge_term[c] for c, _ in exps])
+    value = combined_score(scores * rho**density, g, edges)
+    order, batch, similar, cosine = _greedy(value, shifts, diversity)
     var = mus.var(1, ddof=1)  # [E, d] between-member variance of the predicted mean
     top = np.argsort(-var, axis=1, kind="stable")[:, :3]
     genes = np.asarray(model.genes_)
@@ -150,6 +171,8 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
         "dose": [x for _, x in exps],
         "score": scores,
         "density": rho,
+        "edge_entropy": g,
+        "value": value,
         "batch_score": batch,
         "mean_spread": np.sqrt(total),
         "target_sd": [target_sd[c] for c, _ in exps],
@@ -175,6 +198,29 @@ def information_density(shifts: np.ndarray) -> np.ndarray:
     off = ~np.eye(E, dtype=bool)
     h = float(np.median(d2[off])) or 1.0
     return np.where(off, np.exp(-d2 / h), 0.0).sum(1) / (E - 1)
+
+
+def combined_score(cells: np.ndarray, edge: np.ndarray, edges: float) -> np.ndarray:
+    """s(e) = c(e) / max c + γ · g(e) / max g (a term whose max is ≤ 0 adds 0); c(e) when γ
+    is 0 or g is NaN (no graph or target probabilities)."""
+    if edges == 0 or np.isnan(edge).any():
+        return cells
+
+    def unit(v):
+        top = v.max()
+        return v / top if top > 0 else np.zeros_like(v)
+
+    return unit(cells) + edges * unit(edge)
+
+
+def edge_uncertainty(edge_probability: np.ndarray) -> np.ndarray:
+    """U_g = Σ_{j≠g} (H(p_gj) + H(p_jg)) / (2 (d − 1)) [d], H the binary entropy in bits."""
+    p = np.clip(np.asarray(edge_probability, dtype=np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        H = -np.nan_to_num(p * np.log2(p)) - np.nan_to_num((1 - p) * np.log2(1 - p))
+    np.fill_diagonal(H, 0.0)
+    d = len(H)
+    return (H.sum(1) + H.sum(0)) / (2 * max(d - 1, 1))
 
 
 def _greedy(scores: np.ndarray, shifts: np.ndarray, diversity: float):
@@ -221,20 +267,26 @@ def _member_cells(member, i: int, name: str, dose: float, kw: dict, *, n_cells: 
     return np.asarray(out.X, dtype=np.float64)
 
 
-def _target_sd(model: Ensemble, names: list[str], kw: dict) -> np.ndarray:
-    """Σ_g sd over members of π_g per candidate [C] (NaN without target scores); also checks
-    that every candidate resolves (an unknown name fails here, before any sampling)."""
+def _target_terms(model: Ensemble, names: list[str], kw: dict):
+    """(Σ_g sd over members of π_g, the edge term g = π̄ @ U) per candidate [C] each (NaN
+    without target scores; g NaN without a graph either); also checks that every candidate
+    resolves (an unknown name fails here, before any sampling)."""
     if "smiles" in kw:
         args = {"smiles": [kw["smiles"][n] for n in names]}
     else:
         args = {"perturbations": names, "features": kw.get("features")}
+    nan = np.full(len(names), np.nan)
     if not model.has_target_scores:
         model.members_[0].predict(**args, n_cells=1)  # resolves every candidate
-        return np.full(len(names), np.nan)
-    return model.target_probabilities_sd(**args).to_numpy().sum(1)
+        return nan, nan
+    sd = model.target_probabilities_sd(**args).to_numpy().sum(1)
+    if not model.has_graph:
+        return sd, nan
+    U = edge_uncertainty(model.edge_probability().to_numpy())
+    return sd, model.target_probabilities(**args).to_numpy() @ U
 
 
-def _check(model, candidates, *, doses, k, n_cells, seed, diversity, density, smiles):
+def _check(model, candidates, *, doses, k, n_cells, seed, diversity, density, edges, smiles):
     """Every input checked with a one-line error; returns (candidate names, predict keywords)."""
     if not isinstance(model, Ensemble) or model.members_ is None:
         raise ValueError("design needs a fitted cp.Ensemble(...): its members' disagreement is "
@@ -261,6 +313,9 @@ def _check(model, candidates, *, doses, k, n_cells, seed, diversity, density, sm
     if isinstance(density, bool) or not isinstance(density, int | float) \
             or not 0 <= density < float("inf"):
         raise ValueError(f"density must be a number ≥ 0 (0: off), got {density!r}")
+    if isinstance(edges, bool) or not isinstance(edges, int | float) \
+            or not 0 <= edges < float("inf"):
+        raise ValueError(f"edges must be a number ≥ 0 (0: off), got {edges!r}")
     kw: dict = {}
     if isinstance(candidates, pd.DataFrame):
         names = [str(n) for n in candidates.index]

@@ -43,7 +43,7 @@ def test_rows_have_one_value_per_strategy_round_metric_and_auc_rows(run):
     res, _, calls = run
     assert list(res.columns) == list(dp.COLUMNS)
     curves = res[res["round"].notna()]
-    assert len(curves) == 3 * 2 * 3  # strategies × rounds 0..1 × metrics
+    assert len(curves) == 3 * 2 * len(dp.METRICS)  # strategies × rounds 0..1 × metrics
     assert set(curves["metric"]) == set(dp.METRICS)
     assert not curves.duplicated(["strategy", "round", "metric"]).any()
     assert (curves.groupby("round")["n_perturbations"].unique().map(list).to_dict()
@@ -176,9 +176,13 @@ def test_cli_benchmark_design_writes_results_summary_and_figure(run, tmp_path, m
     assert res.exit_code == 0, res.output
     assert "acquisition" in res.output and "design_curves.png" in res.output
     results = pd.read_csv(tmp_path / "results.csv")
-    assert list(results.columns) == list(dp.COLUMNS) and len(results) == 18 + 9
+    M = len(dp.METRICS)  # rows: curves (3 strategies × 2 rounds), areas, the validated copy
+    assert list(results.columns) == list(dp.COLUMNS) and len(results) == 6 * M + 3 * M + M
     summary = pd.read_csv(tmp_path / "summary.csv")
-    assert len(summary) == 9 and (summary["n_seeds"] == 1).all()
+    assert len(summary) == 4 * M and (summary["n_seeds"] == 1).all()
+    # one acquisition variant ran, so the validation half chose it
+    chosen = pd.read_csv(tmp_path / "validated.csv")
+    assert chosen["chosen"].tolist() == ["acquisition"]
     acq = summary["strategy"] == "acquisition"
     assert summary.loc[acq, "margin_mean"].isna().all()
     assert summary.loc[~acq, "margin_mean"].notna().all()
@@ -210,3 +214,30 @@ def test_a_failed_fit_ends_the_curve_with_nan_and_no_area(tmp_path, monkeypatch)
     assert set(curves["round"]) == {0} and curves["value"].isna().all()
     assert res.loc[res["round"].isna(), "value"].isna().all()
     assert _jobs(tmp_path)["design-linear-seed0-random-round0.json"]["failed"] is True
+
+
+def test_validation_split_halves_the_unseen_perturbations_by_seed():
+    ood = [f"pert_{i}" for i in range(40, 60)]
+    val, test = dp.validation_split(ood, 0)
+    assert len(val) == len(test) == 10 and sorted(val + test) == ood
+    assert val == sorted(val) and test == sorted(test)  # each in ood order
+    assert dp.validation_split(ood, 0) == (val, test)
+    assert dp.validation_split(ood, 1)[0] != val
+
+
+def test_validated_choice_looks_at_the_validation_area_only():
+    """Per seed the acquisition variant with the smaller edist_validation area is copied
+    (all its areas), whatever its test area; random is never a candidate."""
+    rows = []
+    for seed, (v_acq, v_cells) in enumerate([(2.0, 1.0), (1.0, 3.0)]):
+        for strategy, v_val, v_test in (("acquisition", v_acq, 5.0),
+                                        ("acquisition-cells", v_cells, 9.0),
+                                        ("random", 0.1, 0.1)):
+            rows += [{"sim": "linear", "seed": seed, "strategy": strategy, "round": pd.NA,
+                      "n_perturbations": pd.NA, "metric": m, "value": v, "fit_seconds": 1.0}
+                     for m, v in (("edist_validation_auc", v_val), ("edist_test_auc", v_test))]
+    out, choices = dp.add_validated(pd.DataFrame(rows))
+    assert choices["chosen"].tolist() == ["acquisition-cells", "acquisition"]
+    got = out[out["strategy"] == dp.VALIDATED].set_index(["seed", "metric"])["value"]
+    assert got[(0, "edist_test_auc")] == 9.0 and got[(1, "edist_test_auc")] == 5.0
+    assert len(out) == len(rows) + 4

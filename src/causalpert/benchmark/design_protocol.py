@@ -4,7 +4,10 @@ experiments than ``random`` or feature-space ``kcenter``?
 Data: ``paper-synthetic`` (``protocols.paper_synthetic``) for one (sim, seed). The **pool** is
 its 40 training perturbations; an **experiment** is one perturbation with all its training
 doses (0.5, 1, 1.5, 2): choosing it reveals its ``train`` cells at every dose (50 per dose).
-The **test** is the ``full_ood`` split (20 perturbations never in the pool, features only).
+The **test** is the ``full_ood`` split (20 perturbations never in the pool, features only),
+split once more (``validation_split``, by ``default_rng([seed, 3])``) into 10 **validation**
+and 10 **test** perturbations: a choice between acquisition variants may look at the
+validation half only (``acquisition-validated``), and is then scored on the other half.
 
 Rules (each stated once, here):
 
@@ -16,7 +19,8 @@ Rules (each stated once, here):
   of perturbations seen twice — round 0, and the last round when the pool is used up — gives
   the same fit, computed once). Score it: ``edist`` on every ``full_ood`` context (the
   ensemble's mixture predictions, ``evaluate.evaluate_prediction``, prediction seed
-  ``seed``), averaged over contexts; ``target_auroc`` of the ensemble's mean target scores
+  ``seed``), averaged over contexts (``edist``: all 20; ``edist_validation`` and
+  ``edist_test``: the two halves); ``target_auroc`` of the ensemble's mean target scores
   (``Ensemble.target_scores``, what the runner ranks by) of the ``full_ood`` perturbations
   against their true targets; ``graph_auprc`` of the mean graph (``Ensemble.graph``) against
   the true adjacency (``evaluate.evaluate_targets`` / ``evaluate_graph``, as the runner);
@@ -24,13 +28,19 @@ Rules (each stated once, here):
   remaining pool:
 
   - ``acquisition``: ``design.rank(ens, features of the remaining, doses=training doses,
-    k=batch, seed=seed)`` (diversity λ = 1, information density β = 1) ranks every
+    k=batch, seed=seed)`` (diversity λ = 1, information density β = 1, edge term γ = 1:
+    ``rank``'s defaults, set before session 11's run) ranks every
     (perturbation, dose); a perturbation ranks where its best experiment ranks (the
     earliest in the greedy order), and the batch is the first ``batch`` distinct
     perturbations in that order (GIM members predict the candidates from a draw of their
     heads' posterior, ``GIM.head_draws``);
-  - ablations, not run by default: ``acquisition-means`` the same with the heads' means;
-    ``acquisition-nodensity`` the same with β = 0 (session 9's acquisition);
+  - ablations, not run by default, each the default with one thing changed:
+    ``acquisition-means`` the heads' means instead of draws; ``acquisition-nodensity`` β = 0;
+    ``acquisition-cells`` γ = 0 (session 10's acquisition);
+  - ``acquisition-validated`` (not a run: rows added by ``add_validated``): per (sim, seed)
+    the acquisition variant run with the smallest area under the ``edist_validation`` curve
+    (ties: the first in ``STRATEGIES`` order), its rows copied. The graph has no held-out
+    half (one true network), so nothing is chosen on it;
   - ``random``: ``default_rng([seed, r + 1, 1]).choice(remaining, batch, replace=False)``
     (r + 1: the round the batch enters; remaining in pool order);
   - ``kcenter``: greedy k-center (``kcenter``) on the pool's features standardised over the
@@ -67,14 +77,18 @@ from .._io import atomic_write
 from .evaluate import evaluate_graph, evaluate_prediction, evaluate_targets
 from .protocols import paper_synthetic
 
-STRATEGIES = ("acquisition", "random", "kcenter", "acquisition-means", "acquisition-nodensity")
+STRATEGIES = ("acquisition", "random", "kcenter", "acquisition-means", "acquisition-nodensity",
+              "acquisition-cells")
 #: what ``run_design`` / the CLI run by default (the other acquisitions are ablations)
 DEFAULT_STRATEGIES = ("acquisition", "random", "kcenter")
 #: ``design.rank`` options of each acquisition strategy (part of its jobs' keys)
-ACQUISITIONS = {"acquisition": {"head_draws": True, "density": 1.0},
-                "acquisition-means": {"head_draws": False, "density": 1.0},
-                "acquisition-nodensity": {"head_draws": True, "density": 0.0}}
-METRICS = ("edist", "target_auroc", "graph_auprc")
+ACQUISITIONS = {"acquisition": {"head_draws": True, "density": 1.0, "edges": 1.0},
+                "acquisition-means": {"head_draws": False, "density": 1.0, "edges": 1.0},
+                "acquisition-nodensity": {"head_draws": True, "density": 0.0, "edges": 1.0},
+                "acquisition-cells": {"head_draws": True, "density": 1.0, "edges": 0.0}}
+METRICS = ("edist", "edist_validation", "edist_test", "target_auroc", "graph_auprc")
+#: the row strategy ``add_validated`` writes
+VALIDATED = "acquisition-validated"
 #: columns of ``run_design_benchmark``'s rows, in order
 COLUMNS = ("sim", "seed", "strategy", "round", "n_perturbations", "metric", "value",
            "fit_seconds")
@@ -126,6 +140,39 @@ def random_batch(remaining: list[str], k: int, seed: int, round_: int) -> list[s
     idx = np.random.default_rng([seed, round_, 1]).choice(len(remaining), size=k,
                                                            replace=False)
     return [remaining[i] for i in idx]
+
+
+def validation_split(ood: list[str], seed: int) -> tuple[list[str], list[str]]:
+    """(validation, test): the first half of ``default_rng([seed, 3]).permutation`` of the
+    ``full_ood`` perturbations, and the rest (each in ``ood`` order)."""
+    perm = np.random.default_rng([seed, 3]).permutation(len(ood))
+    half = set(perm[: len(ood) // 2].tolist())
+    return ([p for i, p in enumerate(ood) if i in half],
+            [p for i, p in enumerate(ood) if i not in half])
+
+
+def add_validated(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``results`` plus, per (sim, seed), the ``_auc`` rows of the acquisition variant with
+    the smallest ``edist_validation_auc`` copied as strategy ``VALIDATED`` (ties: the first
+    in ``STRATEGIES`` order; nothing when no acquisition variant has that area), and the
+    choices: one row per (sim, seed) with ``chosen`` and every variant's validation area."""
+    auc = results[results["metric"] == "edist_validation_auc"]
+    variants = [s for s in STRATEGIES if s in ACQUISITIONS]
+    add, choices = [], []
+    for (sim, seed), g in auc.groupby(["sim", "seed"], sort=True):
+        area = {s: float(v) for s, v in zip(g["strategy"], g["value"], strict=True)
+                if s in ACQUISITIONS and np.isfinite(v)}
+        if not area:
+            continue
+        chosen = min((s for s in variants if s in area), key=lambda s: area[s])
+        rows = results[(results["sim"] == sim) & (results["seed"] == seed)
+                       & (results["strategy"] == chosen)
+                       & results["metric"].astype(str).str.endswith("_auc")]
+        add.append(rows.assign(strategy=VALIDATED))
+        choices.append({"sim": sim, "seed": seed, "chosen": chosen,
+                        **{f"edist_validation_auc[{s}]": area[s] for s in area}})
+    out = pd.concat([results, *add], ignore_index=True) if add else results
+    return out, pd.DataFrame(choices)
 
 
 def area_under_curve(values, rounds: int) -> float:
@@ -205,6 +252,8 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
                          f"of {len(pool)} training perturbations")
     train, test = pdata.train, pdata.tests["full_ood"]
     ood = [str(p) for p in pdata.target_sets["full_ood"]]
+    halves = dict(zip(("edist_validation", "edist_test"), validation_split(ood, seed),
+                      strict=True))
     feats = train.uns["perturbation_features"].loc[pool]
     zfeats = standardise(feats)
     doses = sorted(float(x) for x in train.obs.loc[train.obs["perturbation"] != "control",
@@ -235,6 +284,9 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
         pred = evaluate_prediction(ens, test, pdata.x_control, split="full_ood",
                                    metrics=("edist",), seed=seed)
         scores = {"edist": float(np.mean([r["value"] for r in pred]))}
+        for name, perts in halves.items():
+            scores[name] = float(np.mean([r["value"] for r in pred
+                                          if r["context"].rsplit("@", 1)[0] in perts]))
         tgt = evaluate_targets(ens.target_scores(ood), pdata.truth_targets, split="full_ood")
         scores["target_auroc"] = float(next(r["value"] for r in tgt
                                             if r["metric"] == "target_auroc"))
@@ -250,7 +302,7 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
         for r in range(rounds + 1):
             key = _job_key(sim=sim, seed=seed, strategy=strategy, round=r, start=start,
                            rounds=rounds, batch=batch, members=members,
-                           gim_options=gim_options,
+                           gim_options=gim_options, metrics=list(METRICS),
                            design=None if design is None else repr(design),
                            **({"acquisition": ACQUISITIONS[strategy]}
                               if strategy in ACQUISITIONS else {}))
@@ -343,8 +395,9 @@ def steps_options(steps: int | None) -> dict:
 def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
                steps: int | None = None, fresh: bool = False, progress: bool | None = None,
                design=None, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``run_design_benchmark`` for every seed; writes ``out/results.csv`` (all rows),
-    ``out/summary.csv`` (``summarise_design``), ``out/design_curves.png``
+    """``run_design_benchmark`` for every seed; writes ``out/results.csv`` (all rows, with
+    ``add_validated``'s), ``out/summary.csv`` (``summarise_design``), ``out/validated.csv``
+    (which acquisition variant the validation half chose per seed), ``out/design_curves.png``
     (``cp.pl.design_curves``) and ``out/report/index.html`` (both), all atomically; job files
     in ``out/jobs`` (``fresh``: delete this protocol's earlier ones first). ``kw`` goes to
     ``run_design_benchmark``."""
@@ -372,9 +425,10 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
     if any(reused):
         print(f"reused {sum(reused)} of {len(reused)} (strategy, round) jobs finished earlier "
               f"in {out / 'jobs'} (--fresh reruns them)", file=sys.stderr)
-    results = pd.concat(parts, ignore_index=True)
+    results, choices = add_validated(pd.concat(parts, ignore_index=True))
     summary = summarise_design(results)
-    for name, table in (("results.csv", results), ("summary.csv", summary)):
+    for name, table in (("results.csv", results), ("summary.csv", summary),
+                        ("validated.csv", choices)):
         with atomic_write(out / name) as fh:
             fh.write(table.to_csv(index=False))
 

@@ -279,11 +279,11 @@ def _target_terms(model: Ensemble, names: list[str], kw: dict):
     if not model.has_target_scores:
         model.members_[0].predict(**args, n_cells=1)  # resolves every candidate
         return nan, nan
-    sd = model.target_probabilities_sd(**args).to_numpy().sum(1)
+    S, _ = model._stack("target_probabilities", **args)  # [K, C, d], one pass over members
+    sd = model._sd(S).sum(1)
     if not model.has_graph:
         return sd, nan
-    U = edge_uncertainty(model.edge_probability().to_numpy())
-    return sd, model.target_probabilities(**args).to_numpy() @ U
+    return sd, S.mean(0) @ edge_uncertainty(model.edge_probability().to_numpy())
 
 
 def _check(model, candidates, *, doses, k, n_cells, seed, diversity, density, edges, smiles):
@@ -310,12 +310,9 @@ def _check(model, candidates, *, doses, k, n_cells, seed, diversity, density, ed
             or not 0 <= diversity <= 1:
         raise ValueError(f"diversity must be in [0, 1] (0: rank by score alone), got "
                          f"{diversity!r}")
-    if isinstance(density, bool) or not isinstance(density, int | float) \
-            or not 0 <= density < float("inf"):
-        raise ValueError(f"density must be a number ≥ 0 (0: off), got {density!r}")
-    if isinstance(edges, bool) or not isinstance(edges, int | float) \
-            or not 0 <= edges < float("inf"):
-        raise ValueError(f"edges must be a number ≥ 0 (0: off), got {edges!r}")
+    for name, v in (("density", density), ("edges", edges)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < float("inf"):
+            raise ValueError(f"{name} must be a number ≥ 0 (0: off), got {v!r}")
     kw: dict = {}
     if isinstance(candidates, pd.DataFrame):
         names = [str(n) for n in candidates.index]

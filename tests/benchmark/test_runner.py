@@ -191,3 +191,14 @@ def test_cli_benchmark_reuses_job_files_unless_fresh(tmp_path):
     res = CliRunner().invoke(app, [*args, "--fresh"], env=env)
     assert res.exit_code == 0 and "reusing" not in res.output
     assert _stamps(tmp_path) != first
+
+
+def test_gim_ensemble_method_is_an_ensemble_of_three_default_gims():
+    from causalpert.benchmark.runner import make_model
+    from causalpert.models import GIM, Ensemble
+
+    m = make_model("gim-ensemble", seed=4, sim="mlp")
+    assert isinstance(m, Ensemble) and m.options["n"] == 3 and m.options["bootstrap"]
+    assert isinstance(m.template, GIM) and m.template.seed == 4 and m.seed == 4
+    assert m.template.options["causal"] == "mlp" and "members" not in m.template.options
+    assert m.uses_intended_targets  # unseen knockouts are predicted through the members

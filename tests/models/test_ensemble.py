@@ -85,6 +85,20 @@ def test_predict_draws_from_every_member(ens):
     assert not np.array_equal(pred.X, other.X)
 
 
+def test_predict_reports_the_members_head_sd(ens, data):
+    """obs["effect_sd"] of the mixture = √(mean over members of sd²): 0 for a seen drug,
+    > 0 for a new one (GIM.predict reports it per member)."""
+    adata, _ = data
+    split = adata.uns["perturbation_split"]
+    seen, new = split["train"][0], split["full_ood"][0]
+    pred = ens.predict([seen, new], n_cells=30, seed=0)
+    got = pred.obs.groupby("perturbation", observed=True)["effect_sd"].agg(["min", "max"])
+    np.testing.assert_allclose(got["min"], got["max"])
+    sd = np.stack([m.head_uncertainty([seen, new])["effect_sd"] for m in ens.members_])
+    np.testing.assert_allclose(got.loc[[seen, new], "min"], np.sqrt((sd ** 2).mean(0)))
+    assert got.loc[seen, "min"] == 0 and got.loc[new, "min"] > 0
+
+
 def test_save_load_round_trip(ens, tmp_path):
     ens.save(tmp_path / "ens")
     back = PerturbationModel.load(tmp_path / "ens")

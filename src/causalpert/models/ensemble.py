@@ -188,6 +188,9 @@ class Ensemble(PerturbationModel):
         For each (perturbation, dose): counts c ~ Multinomial(n_cells, (1/K, …, 1/K)) drawn by
         ``default_rng(seed)``; member i predicts with seed ``SeedSequence([seed, i])`` and gives
         c_i of its cells (a random subset), shuffled together. ``obs["member"]`` says which.
+        Where the members report ``obs["effect_sd"]`` (GIM: the feature heads' extrapolation
+        sd), the ensemble reports their root mean square per perturbation, √(mean_i sd_i²)
+        over the members that gave cells.
         """
         self._check_fitted()
         if mode not in PREDICT_MODES:
@@ -216,6 +219,7 @@ class Ensemble(PerturbationModel):
         who = np.empty((P, n_cells), dtype=np.int64)
         fill = np.zeros(P, dtype=np.int64)
         labels = doses_out = None
+        head_sd = []  # per member: its effect_sd per perturbation, when it reports one
         for i, member in enumerate(self.members_):
             m = int(counts[:, i].max())
             if m == 0:
@@ -227,6 +231,8 @@ class Ensemble(PerturbationModel):
             if labels is None:
                 labels = out.obs["perturbation"].astype(str).to_numpy()[::m]
                 doses_out = out.obs["dose"].to_numpy(dtype=np.float64)[::m]
+            if "effect_sd" in out.obs:
+                head_sd.append(out.obs["effect_sd"].to_numpy(dtype=np.float64)[::m])
             for p, c in enumerate(counts[:, i]):
                 pick = rng.choice(m, size=c, replace=False)  # a random c of the member's m
                 X[p, fill[p]:fill[p] + c], who[p, fill[p]:fill[p] + c] = Xi[p, pick], i
@@ -237,6 +243,8 @@ class Ensemble(PerturbationModel):
         obs = pd.DataFrame({"perturbation": pd.Categorical(np.repeat(labels, n_cells)),
                             "dose": np.repeat(doses_out, n_cells), "member": who.reshape(-1)},
                            index=[f"pred_{i}" for i in range(P * n_cells)])
+        if head_sd and len(head_sd) == int((counts.max(0) > 0).sum()):
+            obs["effect_sd"] = np.repeat(np.sqrt(np.mean(np.square(head_sd), axis=0)), n_cells)
         return ad.AnnData(X=X.reshape(-1, d), obs=obs, var=pd.DataFrame(index=list(self.genes_)))
 
     # ---------------------------------------------------------------- summaries

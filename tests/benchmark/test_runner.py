@@ -202,3 +202,5 @@ def test_gim_ensemble_method_is_an_ensemble_of_three_default_gims():
     assert isinstance(m.template, GIM) and m.template.seed == 4 and m.seed == 4
     assert m.template.options["causal"] == "mlp" and "members" not in m.template.options
     assert m.uses_intended_targets  # unseen knockouts are predicted through the members
+    sub = make_model("gim-subbag", seed=4)
+    assert sub.options["subsample"] == 0.632 and "subsample" not in sub.template.options

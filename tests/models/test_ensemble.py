@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 import causalpert as cp
 from causalpert.data import SyntheticDesign, simulate
 from causalpert.models import GIM, CheckpointError, Ensemble, NotFittedError, PerturbationModel
-from causalpert.models.ensemble import bootstrap_indices
+from causalpert.models.ensemble import bootstrap_indices, subsample_indices
 
 DESIGN = SyntheticDesign(d=8, n_features=12, n_train_perturbations=12, n_ood_perturbations=4,
                          n_control=300, n_test_cells=60)
@@ -37,6 +37,26 @@ def test_bootstrap_resamples_within_contexts():
     assert len(set(idx.tolist())) < len(idx)  # with replacement: repeats
     assert np.array_equal(idx, bootstrap_indices(pert, dose, seed=0, member=0))
     assert not np.array_equal(idx, bootstrap_indices(pert, dose, seed=0, member=1))
+
+
+def test_subsamples_draw_distinct_cells_within_contexts(data):
+    pert = np.array(["control"] * 10 + ["a"] * 5 + ["a"] * 2 + ["b"] * 3)
+    dose = np.array([0.0] * 10 + [1.0] * 5 + [2.0] * 2 + [1.0] * 3)
+    idx = subsample_indices(pert, dose, seed=0, member=0, fraction=0.6)
+    assert len(set(idx.tolist())) == len(idx)  # without replacement
+    keys = [(pert[i], dose[i]) for i in idx]
+    # round(0.6 n) per context, at least 2: control 6, (a, 1) 3, (a, 2) 2, b 2
+    assert [keys.count(k) for k in [("control", 0), ("a", 1), ("a", 2), ("b", 1)]] == [6, 3, 2, 2]
+    assert not np.array_equal(idx, subsample_indices(pert, dose, seed=0, member=1, fraction=0.6))
+    # an ensemble's members get these rows
+    _, train = data
+    ens = Ensemble(GIM(steps=5, refit_steps=0, evidence_cells=0), n=2, seed=3, subsample=0.5)
+    rows = ens._member_rows(train.obs["perturbation"].to_numpy(), train.obs["dose"].to_numpy(), 1)
+    assert len(set(rows.tolist())) == len(rows) and 0.45 < len(rows) / train.n_obs < 0.55
+    with pytest.raises(ValueError, match="subsample must be a fraction"):
+        Ensemble(GIM(), n=2, subsample=1.5)
+    with pytest.raises(ValueError, match="pass one of them"):
+        Ensemble(GIM(), n=2, subsample=0.5, bootstrap=False)
 
 
 def test_members_differ_and_are_gims(ens):

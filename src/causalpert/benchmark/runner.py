@@ -52,6 +52,9 @@ METHODS: dict[str, tuple[str, dict]] = {
     # from the members' mixture, target scores averaged (issue 11: a never-knocked-out gene's
     # out-edges are not identified; the mixture spreads over the networks the members find)
     "gim-ensemble": ("gim", {"members": 3}),
+    # the same with subsamples of 63.2 % of each context's cells, without replacement (session
+    # 12): a bootstrap's repeated cells bias the KDS's pair sums in every member's fit
+    "gim-subbag": ("gim", {"members": 3, "subsample": 0.632}),
     "control": ("control", {}),
     "additive": ("additive", {}),
     "mlp": ("mlp", {}),
@@ -69,7 +72,8 @@ METHODS: dict[str, tuple[str, dict]] = {
 def make_model(method: str, *, seed: int, sim: str | None = None, **overrides):
     """A fresh model for a method name of ``METHODS`` (``gim`` follows the simulated truth's
     kind when ``sim`` is given and the method does not fix ``causal``); the option
-    ``members=K`` makes it a ``cp.Ensemble`` of K such models, fitted one after another."""
+    ``members=K`` makes it a ``cp.Ensemble`` of K such models, fitted one after another
+    (``subsample=f``: on subsamples instead of bootstrap resamples)."""
     from ..models import MODELS, Ensemble
 
     if method not in METHODS:
@@ -81,8 +85,9 @@ def make_model(method: str, *, seed: int, sim: str | None = None, **overrides):
     if name == "gim" and sim is not None:
         options.setdefault("causal", sim)
     members = options.pop("members", None)
+    subsample = options.pop("subsample", None)
     model = MODELS[name](seed=seed, **options)
-    return model if members is None else Ensemble(model, n=members)
+    return model if members is None else Ensemble(model, n=members, subsample=subsample)
 
 
 def run_one(protocol: str, sim: str, method: str, seed: int, *, progress=False, design=None,

@@ -4,7 +4,9 @@
 Member i (i = 0 … K−1) is a fresh model of the template's class and options with seed
 ``seed + i``, fitted on a bootstrap resample of the cells: within every context (one
 perturbation at one dose; the control cells are one context too) its n_k cells are drawn
-with replacement, n_k of them, by ``numpy.random.default_rng([seed, i])``. Members are fitted
+with replacement, n_k of them, by ``numpy.random.default_rng([seed, i])`` — or, with
+``subsample=f``, round(f · n_k) of them (≥ 2) without replacement (subbagging: no cell
+repeats, so statistics over pairs of cells stay unbiased). Members are fitted
 through ``causalpert.executors`` (``run_local``: this process, or a pool of ``workers``
 one-thread processes; ``run_ray``): a job carries the AnnData, the bootstrap indices and the
 member's (class name, seed, options), and returns the fitted member's checkpoint (tensors +
@@ -42,6 +44,19 @@ def bootstrap_indices(perturbation, dose, seed: int, member: int) -> np.ndarray:
     groups = pd.DataFrame({"p": np.asarray(perturbation).astype(str),
                            "d": np.asarray(dose, dtype=np.float64)}).groupby(["p", "d"]).indices
     picks = [rng.choice(groups[k], size=len(groups[k]), replace=True) for k in sorted(groups)]
+    return np.sort(np.concatenate(picks))
+
+
+def subsample_indices(perturbation, dose, seed: int, member: int,
+                      fraction: float) -> np.ndarray:
+    """Row indices of one subsample: within each (perturbation, dose) context of n rows,
+    max(2, round(fraction · n)) of them (at most n) drawn without replacement by
+    ``default_rng([seed, member])``; contexts in sorted order, the result sorted."""
+    rng = np.random.default_rng([seed, member])
+    groups = pd.DataFrame({"p": np.asarray(perturbation).astype(str),
+                           "d": np.asarray(dose, dtype=np.float64)}).groupby(["p", "d"]).indices
+    picks = [rng.choice(rows, size=min(len(rows), max(2, round(fraction * len(rows)))),
+                        replace=False) for rows in (groups[k] for k in sorted(groups))]
     return np.sort(np.concatenate(picks))
 
 
@@ -84,6 +99,9 @@ class Ensemble(PerturbationModel):
         workers: processes of the local executor (1: fit in this process).
         address: Ray cluster address (``executor="ray"``).
         bootstrap: resample cells within contexts (False: every member sees all cells).
+        subsample: instead of the bootstrap, a fraction f ∈ (0, 1) of each context's cells
+            drawn without replacement (0.632: as many distinct cells as a bootstrap resample
+            holds on average, none repeated).
         edge_threshold: a member has edge i → j iff |w_ij| > edge_threshold · its max |w|.
 
     Examples:
@@ -99,7 +117,8 @@ class Ensemble(PerturbationModel):
 
     def __init__(self, template: PerturbationModel, n: int = 5, *, seed: int | None = None,
                  executor: str = "local", workers: int = 1, address: str | None = None,
-                 bootstrap: bool = True, edge_threshold: float = 0.1):
+                 bootstrap: bool = True, subsample: float | None = None,
+                 edge_threshold: float = 0.1):
         from ..executors import EXECUTORS
         from . import MODELS
 
@@ -123,8 +142,17 @@ class Ensemble(PerturbationModel):
         if not isinstance(edge_threshold, int | float) or not 0 <= edge_threshold < 1:
             raise ValueError(f"edge_threshold must be in [0, 1) (a share of each member's "
                              f"largest edge), got {edge_threshold!r}")
+        if subsample is not None and (isinstance(subsample, bool)
+                                      or not isinstance(subsample, int | float)
+                                      or not 0 < subsample < 1):
+            raise ValueError(f"subsample must be a fraction in (0, 1) of each context's cells "
+                             f"(e.g. 0.632), got {subsample!r}")
+        if subsample is not None and not bootstrap:
+            raise ValueError("subsample= resamples the cells; bootstrap=False fits every member "
+                             "on all cells: pass one of them")
         super().__init__(seed=int(seed), n=int(n), executor=executor, workers=workers,
                          address=address, bootstrap=bool(bootstrap),
+                         subsample=None if subsample is None else float(subsample),
                          edge_threshold=float(edge_threshold))
         self.template = template
         kind = type(template)
@@ -158,7 +186,7 @@ class Ensemble(PerturbationModel):
                   "intended_targets": intended_targets}
         jobs = [{"model": self.template.name, "seed": self.seed + i,
                  "options": self.template.options, "adata": adata, "fit": fit_kw,
-                 "index": bootstrap_indices(pert, dose, self.seed, i) if o["bootstrap"] else None}
+                 "index": self._member_rows(pert, dose, i)}
                 for i in range(o["n"])]
         run = get_executor(o["executor"])
         states = run(_fit_member, jobs, workers=o["workers"], address=o["address"])
@@ -246,6 +274,15 @@ class Ensemble(PerturbationModel):
         if head_sd and len(head_sd) == int((counts.max(0) > 0).sum()):
             obs["effect_sd"] = np.repeat(np.sqrt(np.mean(np.square(head_sd), axis=0)), n_cells)
         return ad.AnnData(X=X.reshape(-1, d), obs=obs, var=pd.DataFrame(index=list(self.genes_)))
+
+    def _member_rows(self, pert, dose, i: int) -> np.ndarray | None:
+        """Rows member i is fitted on (None: all of them)."""
+        o = self.options
+        if not o["bootstrap"]:
+            return None
+        if o.get("subsample") is not None:  # .get: checkpoints from before the option
+            return subsample_indices(pert, dose, self.seed, i, o["subsample"])
+        return bootstrap_indices(pert, dose, self.seed, i)
 
     # ---------------------------------------------------------------- summaries
     def _stack(self, method: str, *args, **kw) -> tuple[np.ndarray, pd.DataFrame]:

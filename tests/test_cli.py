@@ -129,6 +129,39 @@ def test_fit_predict_targets_graph(tmp_path):
     assert res.exit_code == 1 and "gives no target scores" in res.output
 
 
+def test_fit_an_ensemble_and_rank_experiments(tmp_path):
+    """`fit --members 2 --subsample 0.6` writes a cp.Ensemble whose members saw distinct
+    subsamples; `design` ranks experiments from it; the options' misuse is one line."""
+    from causalpert.models import Ensemble
+
+    data = _tiny_data(tmp_path)
+    env = {"CAUSALPERT_PROGRESS": "0"}
+    ens_dir = tmp_path / "ens"
+    res = runner.invoke(app, ["fit", str(data), "--out", str(ens_dir), "--steps", "20",
+                              "--refit-steps", "5", "--members", "2", "--subsample", "0.6",
+                              "--seed", "3"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "fitted an ensemble of 2 × gim" in res.output
+    ens = _load_model(ens_dir)
+    assert isinstance(ens, Ensemble) and [m.seed for m in ens.members_] == [3, 4]
+    assert ens.options["subsample"] == 0.6
+    control = [len(m.control_cells_) for m in ens.members_]  # 60 % of the 120 control cells
+    assert control == [72, 72]
+    (tmp_path / "names.txt").write_text("pert_00\npert_03\n")
+    res = runner.invoke(app, ["design", str(ens_dir), "--candidates",
+                              str(tmp_path / "names.txt"), "--top", "1"], env=env)
+    assert res.exit_code == 0, res.output
+    for args, msg in ((["--subsample", "0.5"], "add --members K"),
+                      (["--members", "0"], "--members must be ≥ 1"),
+                      (["--members", "2", "--backed"], "drop --backed"),
+                      (["--members", "2", "--subsample", "2"], "subsample must be a fraction")):
+        res = runner.invoke(app, ["fit", str(data), "--out", str(tmp_path / "bad"), *args],
+                            env=env)
+        lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+        assert res.exit_code == 1 and len(lines) == 1 and msg in lines[0], res.output
+        assert not (tmp_path / "bad").exists()
+
+
 def test_fit_backed_and_bad_inputs(tmp_path):
     data = _tiny_data(tmp_path)
     env = {"CAUSALPERT_PROGRESS": "0"}

@@ -201,8 +201,16 @@ def fit(
                                           help="gim: use uns['intended_targets'] (the genes "
                                           "each genetic perturbation is aimed at) as a prior, "
                                           "and to predict knockouts never seen."),
+    members: int = typer.Option(1, help="K ≥ 2: an ensemble of K such models (cp.Ensemble; "
+                                "seeds seed … seed+K−1) on resamples of the cells, for "
+                                "uncertainty and `causalpert design`."),
+    subsample: float = typer.Option(None, help="With --members: fit each member on this share "
+                                    "of each context's cells drawn without replacement (e.g. "
+                                    "0.632) instead of a bootstrap resample."),
+    workers: int = typer.Option(1, help="With --members: members fitted in parallel processes."),
 ) -> None:
-    """Fit a model on cells and save it: `causalpert fit cells.h5ad --out my_model`."""
+    """Fit a model on cells and save it: `causalpert fit cells.h5ad --out my_model`
+    (`--members 5`: an ensemble of 5)."""
     import time
 
     from .models import MODELS
@@ -224,7 +232,19 @@ def fit(
             options["activity"] = activity
             if refit_steps is not None:
                 options["refit_steps"] = refit_steps
+        if members < 1:
+            raise ValueError(f"--members must be ≥ 1 (the number of models), got {members}")
+        if members == 1 and (subsample is not None or workers != 1):
+            raise ValueError("--subsample and --workers are for ensembles: add --members K "
+                             "(K ≥ 2)")
         m = MODELS[model](seed=seed, **options)
+        if members > 1:
+            from .models import Ensemble
+
+            if backed:
+                raise ValueError("an ensemble resamples cells in memory: drop --backed "
+                                 "(or fit one model with --members 1)")
+            m = Ensemble(m, n=members, subsample=subsample, workers=workers)
         t0 = time.perf_counter()
         m.fit(adata, perturbation_key=perturbation_key,
               dose_key=None if dose_key.lower() == "none" else dose_key, control=control,
@@ -233,7 +253,8 @@ def fit(
         m.save(out)
     except (ValueError, RuntimeError, OSError, KeyError) as exc:
         _fail(exc)
-    console.print(f"fitted {model} on {adata.n_obs:,} cells × {adata.n_vars} genes "
+    what = model if members == 1 else f"an ensemble of {members} × {model}"
+    console.print(f"fitted {what} on {adata.n_obs:,} cells × {adata.n_vars} genes "
                   f"({len(m.feature_table_)} perturbations) in {seconds:.1f} s; wrote {out}")
 
 
@@ -435,7 +456,7 @@ def design(
         if not isinstance(m, Ensemble):
             raise ValueError(f"{model_dir} holds a single {m.name} model, not an ensemble: "
                              "design ranks experiments by the members' disagreement; fit "
-                             "cp.Ensemble(cp.GIM(...), n=5).fit(adata) in Python and save it")
+                             "one with `causalpert fit DATA --members 5 --out DIR`")
         cand = read_candidates(candidates)
         ranked = rank(m, cand, doses=dose_list, k=top, n_cells=n_cells, seed=seed,
                       diversity=diversity, density=density, edges=edges)

@@ -410,7 +410,8 @@ def benchmark(
 
 @app.command()
 def design(
-    model_dir: Path = typer.Argument(..., help="An ensemble directory: cp.Ensemble(cp.GIM(...), "
+    model_dir: Path = typer.Argument(..., help="An ensemble directory: `causalpert fit DATA "
+                                     "--members 5 --out DIR`, or cp.Ensemble(cp.GIM(...), "
                                      "n=5).fit(adata).save(DIR) in Python. Its members' "
                                      "disagreement is what ranks the experiments."),
     candidates: Path = typer.Option(..., "--candidates", "-c", help="What to try: a text file "

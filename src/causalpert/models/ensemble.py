@@ -36,14 +36,20 @@ from .checkpoint import CheckpointError
 from .threads import torch_threads
 
 
+def _context_rows(perturbation, dose) -> list[np.ndarray]:
+    """Row indices of each (perturbation, dose) context, contexts in sorted order."""
+    groups = pd.DataFrame({"p": np.asarray(perturbation).astype(str),
+                           "d": np.asarray(dose, dtype=np.float64)}).groupby(["p", "d"]).indices
+    return [groups[k] for k in sorted(groups)]
+
+
 def bootstrap_indices(perturbation, dose, seed: int, member: int) -> np.ndarray:
     """Row indices [N] of one bootstrap resample: within each (perturbation, dose) context,
     as many rows as it has, drawn with replacement by ``default_rng([seed, member])``;
     contexts in sorted order, the result sorted."""
     rng = np.random.default_rng([seed, member])
-    groups = pd.DataFrame({"p": np.asarray(perturbation).astype(str),
-                           "d": np.asarray(dose, dtype=np.float64)}).groupby(["p", "d"]).indices
-    picks = [rng.choice(groups[k], size=len(groups[k]), replace=True) for k in sorted(groups)]
+    picks = [rng.choice(rows, size=len(rows), replace=True)
+             for rows in _context_rows(perturbation, dose)]
     return np.sort(np.concatenate(picks))
 
 
@@ -53,10 +59,8 @@ def subsample_indices(perturbation, dose, seed: int, member: int,
     max(2, round(fraction · n)) of them (at most n) drawn without replacement by
     ``default_rng([seed, member])``; contexts in sorted order, the result sorted."""
     rng = np.random.default_rng([seed, member])
-    groups = pd.DataFrame({"p": np.asarray(perturbation).astype(str),
-                           "d": np.asarray(dose, dtype=np.float64)}).groupby(["p", "d"]).indices
     picks = [rng.choice(rows, size=min(len(rows), max(2, round(fraction * len(rows)))),
-                        replace=False) for rows in (groups[k] for k in sorted(groups))]
+                        replace=False) for rows in _context_rows(perturbation, dose)]
     return np.sort(np.concatenate(picks))
 
 
@@ -247,7 +251,7 @@ class Ensemble(PerturbationModel):
         who = np.empty((P, n_cells), dtype=np.int64)
         fill = np.zeros(P, dtype=np.int64)
         labels = doses_out = None
-        head_sd = []  # per member: its effect_sd per perturbation, when it reports one
+        head_sd = []  # per member that gave cells: its effect_sd per perturbation
         for i, member in enumerate(self.members_):
             m = int(counts[:, i].max())
             if m == 0:
@@ -271,7 +275,7 @@ class Ensemble(PerturbationModel):
         obs = pd.DataFrame({"perturbation": pd.Categorical(np.repeat(labels, n_cells)),
                             "dose": np.repeat(doses_out, n_cells), "member": who.reshape(-1)},
                            index=[f"pred_{i}" for i in range(P * n_cells)])
-        if head_sd and len(head_sd) == int((counts.max(0) > 0).sum()):
+        if head_sd:  # members share one class and options: all report it or none does
             obs["effect_sd"] = np.repeat(np.sqrt(np.mean(np.square(head_sd), axis=0)), n_cells)
         return ad.AnnData(X=X.reshape(-1, d), obs=obs, var=pd.DataFrame(index=list(self.genes_)))
 
@@ -280,7 +284,7 @@ class Ensemble(PerturbationModel):
         o = self.options
         if not o["bootstrap"]:
             return None
-        if o.get("subsample") is not None:  # .get: checkpoints from before the option
+        if o["subsample"] is not None:
             return subsample_indices(pert, dose, self.seed, i, o["subsample"])
         return bootstrap_indices(pert, dose, self.seed, i)
 

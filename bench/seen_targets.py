@@ -30,7 +30,7 @@ import causalpert as cp
 from causalpert.benchmark.protocols import paper_synthetic
 from causalpert.core import Interventions, intervened_drift, kds_shift_gain
 from causalpert.metrics import expected_calibration_error, target_auroc
-from causalpert.models.gim import _first_occurrences, _top_dose_contexts
+from causalpert.models.gim import _evidence_blocks, _top_dose_contexts
 
 
 def main() -> None:
@@ -81,11 +81,8 @@ class RemovalGIM(cp.GIM):
         D = torch.full((len(self.seen_), z.n_genes), float("nan"), dtype=torch.float64)
         with torch.no_grad():
             for p, k in _top_dose_contexts(pert, pidx, doses).items():
-                x = _first_occurrences(z.cells(k))
-                blocks = -(-len(x) // self.config.evidence_cells)
-                size = len(x) // blocks
-                x = x[torch.randperm(len(x), generator=g)[:blocks * size]]
-                x = x.reshape(blocks, size, -1).double()
+                x = _evidence_blocks(z.cells(k), self.config.evidence_cells, g)
+                blocks = len(x)
                 logits, u, _ = self.net(pidx[[k]], doses[[k]])
                 mask = (torch.sigmoid(logits[0]) > 0.5).double()
                 for j in torch.nonzero(mask).flatten().tolist():

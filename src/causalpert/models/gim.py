@@ -183,6 +183,17 @@ def _first_occurrences(x: torch.Tensor) -> torch.Tensor:
     return x if len(first) == len(x) else x[torch.from_numpy(np.sort(first))]
 
 
+def _evidence_blocks(x: torch.Tensor, n_cells: int, g: torch.Generator) -> torch.Tensor:
+    """A context's cells for a pooled score test: its distinct rows (``_first_occurrences``)
+    shuffled by ``g`` into ⌈n / n_cells⌉ disjoint near-equal blocks, [blocks, size, d] float64
+    (the < blocks cells left over are dropped)."""
+    x = _first_occurrences(x)
+    blocks = -(-len(x) // n_cells)  # ceil: blocks of ≤ n_cells, near-equal
+    size = len(x) // blocks
+    x = x[torch.randperm(len(x), generator=g)[:blocks * size]]
+    return x.reshape(blocks, size, -1).double()
+
+
 def knockout_size_rule(P: np.ndarray, e: np.ndarray, z: np.ndarray) -> dict:
     """The size ê_j of an intervention on a new perturbation's intended gene j, from the seen
     ones' e (perturbation ids P, e in control-sd units, z_j = −μ₀_j / s₀_j the gene's distance
@@ -617,7 +628,7 @@ class GIM(PerturbationModel):
         into disjoint blocks of ≤ ``evidence_cells`` and the test pooled over the blocks (cost
         linear in the cells; a single 512-cell subsample let the ranking of weak knockouts'
         genes change with the subsample's seed on Papalexi 2021). A cell that appears more
-        than once (a bootstrap resample) counts once (``_first_occurrences``)."""
+        than once (a bootstrap resample) counts once (``_evidence_blocks``)."""
         n_cells = self.config.evidence_cells
         if n_cells == 0:
             self.target_evidence_ = None
@@ -631,11 +642,8 @@ class GIM(PerturbationModel):
         latent = isinstance(self.net, LatentInterventions)
         with torch.no_grad():
             for p, k in top.items():
-                x = _first_occurrences(z.cells(k))
-                blocks = -(-len(x) // n_cells)  # ceil: blocks of ≤ n_cells, near-equal
-                size = len(x) // blocks
-                x = x[torch.randperm(len(x), generator=g)[:blocks * size]]
-                x = x.reshape(blocks, size, -1).double()
+                x = _evidence_blocks(z.cells(k), n_cells, g)
+                blocks = len(x)
                 logits, u, kappa = self.net(pidx[[k]] if latent else Fz[[k]], doses[[k]])
                 m = (torch.sigmoid(logits) > 0.5).double().expand(blocks, -1)
                 iv = Interventions(m, u.double().expand(blocks, -1),

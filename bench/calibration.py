@@ -40,9 +40,12 @@ from causalpert.benchmark.protocols import paper_synthetic
 from causalpert.metrics import apply_temperature, expected_calibration_error, fit_temperature
 
 
-def one_fit(truth: str, seed: int, k: int, workers: int, steps: int | None) -> dict:
+def one_fit(truth: str, seed: int, k: int, workers: int, steps: int | None,
+            reselect: int = 0) -> dict:
     pdata = paper_synthetic(sim=truth, seed=seed)
     opts = {} if steps is None else {"steps": steps, "refit_steps": steps // 3}
+    if reselect:
+        opts["reselect_steps"] = reselect
     ens = cp.Ensemble(cp.GIM(causal=truth, seed=seed, **opts), n=k, workers=workers)
     t0 = time.perf_counter()
     ens.fit(pdata.train, progress=False, **pdata.fit_kwargs)
@@ -122,6 +125,8 @@ def main() -> None:
     ap.add_argument("--truths", default="linear,mlp")
     ap.add_argument("--steps", type=int, default=None,
                     help="cap stage-1 steps (refit: a third); default: GIM's defaults")
+    ap.add_argument("--reselect", type=int, default=0,
+                    help="GIM's reselect_steps (session 13: 1000; default 0, off)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     fits = []
@@ -132,7 +137,7 @@ def main() -> None:
                 fits.append(json.loads(cache.read_text()))
                 continue
             print(f"[calibration] {truth} seed {seed}: K = {args.k} ensemble", flush=True)
-            f = one_fit(truth, seed, args.k, args.workers, args.steps)
+            f = one_fit(truth, seed, args.k, args.workers, args.steps, args.reselect)
             with atomic_write(cache) as fh:
                 fh.write(json.dumps(f))
             fits.append(f)

@@ -365,7 +365,8 @@ def benchmark(
                                 help="Comma-separated methods. Variants of gim: gim-activity, "
                                 "gim-mlp, gim-norefit, gim-uncalibrated, gim-joint, gim-exact, "
                                 "gim-joint-mlphead, gim-vstat, gim-ensemble (3 bootstrap "
-                                "members), gim-subbag (3 members on 63.2 % subsamples). "
+                                "members), gim-subbag (3 members on 63.2 % subsamples), "
+                                "gim-reselect (targets re-selected after the refit). "
                                 "mean-ko: control + the average training shift (the "
                                 "yardstick of an unseen knockout)."),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),

@@ -45,6 +45,9 @@ METHODS: dict[str, tuple[str, dict]] = {
     "gim-refit-all": ("gim", {"refit_support": 0.0}),
     "gim-ridge-head": ("gim", {"feature_head": "ridge"}),  # the heads before issue 13
     "gim-uncalibrated": ("gim", {"calibrated_targets": False}),
+    # targets re-selected after the refit with the edge L1 off, then refitted (session 13):
+    # drops the children of true targets that stage 1's shrunk edges made look like targets
+    "gim-reselect": ("gim", {"reselect_steps": 1000}),
     "gim-activity": ("gim", {"activity": True}),
     "gim-gaussian": ("gim", {"sampler": "gaussian"}),
     "gim-nocal": ("gim", {"sampler": "gaussian", "noise_calibration": False}),

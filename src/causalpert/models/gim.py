@@ -313,55 +313,19 @@ class GIM(PerturbationModel):
         self.drift.to(dev)
         self.net.to(dev)
         means, doses, Fz, pidx = means.to(dev), doses.to(dev), Fz.to(dev), pidx.to(dev)
-        h = self.bandwidth_ = resolve_bandwidth(z, cfg)
+        self.bandwidth_ = resolve_bandwidth(z, cfg)
         g = torch.Generator().manual_seed(self.seed)
-        B = min(cfg.batch_contexts, len(pert))
-        drift, net = self.drift, self.net
-        d = z.n_genes
-
-        stability = _StabilityPenalty(z.n_genes, cfg.stability_margin)
-        origin = self._activity_origin().to(dev)
-
-        def loss_fn(step: int) -> dict[str, torch.Tensor]:
-            k_ctrl, s2, idx, x = self._minibatch(z, pert, g, dev)
-            logits, u, kappa = (net(pidx[idx], doses[idx]) if latent
-                                else net(Fz[idx], doses[idx]))
-            pi = torch.sigmoid(logits)
-            s2b = s2.expand(B, -1)
-            iv = None  # sampled interventions (the exact estimator averages over masks)
-            if cfg.mask_estimator == "exact":
-                f = drift(x) + (pi * u)[:, None]
-                k_pert = kds_bernoulli(x, f, pi * (1 - pi) * u**2, s2b, bandwidth=h,
-                                       estimator=cfg.estimator)
-            else:
-                tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / cfg.steps)
-                noise = torch.rand(pi.shape, generator=g).clamp(1e-6, 1 - 1e-6).to(dev)
-                m = torch.sigmoid((logits + torch.log(noise) - torch.log1p(-noise)) / tau)
-                iv = Interventions(m, u, activity=kappa)
-                k_pert = kds(x, intervened_drift(drift, x, iv, origin), s2b,
-                             bandwidth=h, estimator=cfg.estimator)
-            terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert.mean(),
-                     "sparsity": drift.sparsity(),
-                     "targets": (pi * penalised[pidx[idx]]).sum(-1).mean() / d}
-            loss = (cfg.control_weight * k_ctrl + terms["kds_perturbed"]
-                    + cfg.lambda_graph * terms["sparsity"] + cfg.lambda_targets * terms["targets"])
-            if self.causal == "linear" and cfg.moment_weight > 0:
-                terms["moments"] = _moment_term(drift, pi * u, means, z.control, idx)
-                loss = loss + cfg.moment_weight * terms["moments"]
-            if self.causal == "linear" and cfg.stability_weight > 0:
-                terms["stability"] = stability(drift) + _intervened_stability(
-                    drift, iv, cfg.stability_margin)
-                loss = loss + cfg.stability_weight * terms["stability"]
-            return {"loss": loss, **terms}
-
-        groups = [{"params": list(drift.parameters()), "lr": cfg.lr},
-                  {"params": list(net.parameters()), "lr": cfg.lr_gim,
-                   "weight_decay": cfg.weight_decay}]
-        self.history_ = train(groups, loss_fn, steps=cfg.steps, lr=cfg.lr,
+        loss_fn = self._selection_loss(z, pert, pidx, pidx if latent else Fz, doses, means,
+                                       penalised, g, dev, steps=cfg.steps,
+                                       tau_start=cfg.tau_start, lambda_graph=cfg.lambda_graph)
+        self.history_ = train(self._param_groups(), loss_fn, steps=cfg.steps, lr=cfg.lr,
                               log_every=cfg.log_every, progress=progress,
                               description=f"fitting GIM ({self.causal})")
         if latent and cfg.refit_steps > 0:
             self._refit(z, pert, pidx, g, progress, dev)
+            if cfg.reselect_steps > 0:
+                self._reselect(z, pert, pidx, doses, means, penalised, g, progress, dev)
+                self._refit(z, pert, pidx, g, progress, dev)
         self.drift.cpu().eval()
         if self.causal == "linear":
             self._ensure_stable()
@@ -372,6 +336,82 @@ class GIM(PerturbationModel):
             self._fit_heads(Fz.cpu(), pidx.cpu())
         self.genetic_ = self._fit_genetic(z, pert, pidx.cpu(), doses.cpu()) if latent else None
         self._fit_target_evidence(z, pert, pidx.cpu(), Fz.cpu(), doses.cpu())
+
+    def _param_groups(self) -> list[dict]:
+        """Stage 1's optimiser groups: the drift at ``lr``; the GIM at ``lr_gim`` with decay."""
+        cfg = self.config
+        return [{"params": list(self.drift.parameters()), "lr": cfg.lr},
+                {"params": list(self.net.parameters()), "lr": cfg.lr_gim,
+                 "weight_decay": cfg.weight_decay}]
+
+    def _selection_loss(self, z: Contexts, pert, pidx, inputs, doses, means, penalised, g,
+                        dev, *,
+                        steps: int, tau_start: float, lambda_graph: float):
+        """Stage 1's loss as a function of the step (method.md §5): control KDS + KDS of
+        the perturbed contexts under masks m ~ Concrete(π, τ) (τ annealed ``tau_start`` →
+        ``tau_end`` over ``steps``; or the exact Bernoulli estimator) + λ_G R(θ)
+        + λ_T Σ_j π_j / d (genes in ``penalised``), plus the moment and stability terms.
+        ``inputs``: what the GIM reads per context: ``pidx`` (latent variant) or the
+        standardised features (joint)."""
+        cfg, drift, net, h = self.config, self.drift, self.net, self.bandwidth_
+        B = min(cfg.batch_contexts, len(pert))
+        d = z.n_genes
+        stability = _StabilityPenalty(d, cfg.stability_margin)
+        origin = self._activity_origin().to(dev)
+
+        def loss_fn(step: int) -> dict[str, torch.Tensor]:
+            k_ctrl, s2, idx, x = self._minibatch(z, pert, g, dev)
+            logits, u, kappa = net(inputs[idx], doses[idx])
+            pi = torch.sigmoid(logits)
+            s2b = s2.expand(B, -1)
+            iv = None  # sampled interventions (the exact estimator averages over masks)
+            if cfg.mask_estimator == "exact":
+                f = drift(x) + (pi * u)[:, None]
+                k_pert = kds_bernoulli(x, f, pi * (1 - pi) * u**2, s2b, bandwidth=h,
+                                       estimator=cfg.estimator)
+            else:
+                tau = tau_start * (cfg.tau_end / tau_start) ** (step / steps)
+                noise = torch.rand(pi.shape, generator=g).clamp(1e-6, 1 - 1e-6).to(dev)
+                m = torch.sigmoid((logits + torch.log(noise) - torch.log1p(-noise)) / tau)
+                iv = Interventions(m, u, activity=kappa)
+                k_pert = kds(x, intervened_drift(drift, x, iv, origin), s2b,
+                             bandwidth=h, estimator=cfg.estimator)
+            terms = {"kds_control": k_ctrl, "kds_perturbed": k_pert.mean(),
+                     "sparsity": drift.sparsity(),
+                     "targets": (pi * penalised[pidx[idx]]).sum(-1).mean() / d}
+            loss = (cfg.control_weight * k_ctrl + terms["kds_perturbed"]
+                    + lambda_graph * terms["sparsity"] + cfg.lambda_targets * terms["targets"])
+            if self.causal == "linear" and cfg.moment_weight > 0:
+                terms["moments"] = _moment_term(drift, pi * u, means, z.control, idx)
+                loss = loss + cfg.moment_weight * terms["moments"]
+            if self.causal == "linear" and cfg.stability_weight > 0:
+                terms["stability"] = stability(drift) + _intervened_stability(
+                    drift, iv, cfg.stability_margin)
+                loss = loss + cfg.stability_weight * terms["stability"]
+            return {"loss": loss, **terms}
+
+        return loss_fn
+
+    def _reselect(self, z: Contexts, pert, pidx, doses, means, penalised, g, progress,
+                  dev) -> None:
+        """Re-selection (``reselect_steps``; variant A): stage 1's loss once more from the
+        refitted state, with the refit's graph penalty (none for a linear model) and the
+        target logits clamped to ±2 (π ∈ [0.12, 0.88], where λ_T and the KDS can move them).
+        Stage 1's edge L1 shrinks a true edge A → B, so a drug hitting A also "needs" B as a
+        target; the refit, free of the L1, grows the edge but keeps the frozen target. Here
+        the edge can take B's shift over and λ_T drops B. The refit then runs again on the
+        new targets."""
+        cfg = self.config
+        with torch.no_grad():
+            self.net.logits.clamp_(-2.0, 2.0)
+        keep_l1 = self.causal == "mlp" or cfg.refit_graph_l1
+        loss_fn = self._selection_loss(z, pert, pidx, pidx, doses, means, penalised, g, dev,
+                                       steps=cfg.reselect_steps, tau_start=0.5,
+                                       lambda_graph=cfg.lambda_graph if keep_l1 else 0.0)
+        self.reselect_history_ = train(
+            self._param_groups(), loss_fn, steps=cfg.reselect_steps, lr=cfg.lr,
+            log_every=cfg.log_every, progress=progress,
+            description=f"re-selecting targets ({self.causal})")
 
     def _ensure_stable(self) -> None:
         """If the fitted W = −I + A is not Hurwitz with the stability margin (the penalty

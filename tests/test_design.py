@@ -54,7 +54,7 @@ def test_disagreement_is_higher_far_from_the_training_data(setup):
     # (ρ ∈ (0, 1]; a far experiment is an outlier of the candidates' predicted shifts, so its
     # ρ is the smaller), g the edge term
     c = ranked["score"] * ranked["density"]
-    g = ranked["edge_entropy"]
+    g = ranked["edge_gain"]
     np.testing.assert_allclose(ranked["value"], c / c.max() + g / g.max())
     assert (ranked["value"] == ranked["value"].max()).iloc[0]
     assert ranked["density"].between(0, 1).all()
@@ -80,37 +80,47 @@ def test_target_sd_is_the_members_spread_over_targets(setup):
     np.testing.assert_allclose(got["max"], sd.loc[got.index])
 
 
-def test_edge_term_is_target_probability_times_edge_entropy(setup):
-    """g(e) = Σ_g π̄_g U_g with U_g the mean binary entropy of gene g's in- and out-edges:
-    recomputed here from the ensemble's own target and edge probabilities."""
+def test_edge_term_is_the_out_edge_variance_an_experiment_removes(setup):
+    """g(e) = Σ_g V_g π̄_g / (n_g + π̄_g), V_g the members' variance of g's out-edges and n_g
+    the training perturbations' summed π of g: recomputed here from the ensemble itself."""
     ens, _, _ = setup
     names = ["pert_00", "pert_01", "pert_02"]
     ranked = cp.design.rank(ens, names, doses=[0.5, 2.0], k=2)
-    P = ens.edge_probability().to_numpy()
-    d = len(P)
-    H = np.zeros_like(P)
-    inside = (P > 0) & (P < 1)
-    H[inside] = -(P[inside] * np.log2(P[inside]) + (1 - P[inside]) * np.log2(1 - P[inside]))
-    np.fill_diagonal(H, 0)
-    U = (H.sum(1) + H.sum(0)) / (2 * (d - 1))
-    want = ens.target_probabilities(names).to_numpy() @ U
-    got = ranked.groupby("candidate")["edge_entropy"].agg(["min", "max"]).loc[names]
+    sd = ens.graph_sd().to_numpy()
+    V = (sd**2).sum(1) - np.diag(sd) ** 2
+    n = ens.target_probabilities().to_numpy().sum(0)
+    P = ens.target_probabilities(names).to_numpy()
+    want = (P / (n + P) * V).sum(1)
+    got = ranked.groupby("candidate")["edge_gain"].agg(["min", "max"]).loc[names]
     np.testing.assert_allclose(got["min"], want)
     np.testing.assert_allclose(got["max"], want)  # the same at every dose
-    assert inside.any()  # K = 3 members disagree on some edges, so the term is not all 0
+    assert (V > 0).all() and (want > 0).all()  # K = 3 members differ on every row of W
 
 
-def test_edge_uncertainty_and_combined_score_closed_form():
-    from causalpert.design import combined_score, edge_uncertainty
+def test_edge_gain_closed_form_and_the_batch_spreads_its_hits():
+    from causalpert.design import _greedy, combined_score, edge_gain, edge_variance
 
-    P = np.array([[0.0, 0.5, 1.0], [0.0, 0.0, 0.5], [0.0, 0.0, 0.0]])
-    # H(0.5) = 1 bit, H(0) = H(1) = 0: gene 0 has one uncertain edge of 4, gene 1 two, gene 2 one
-    np.testing.assert_allclose(edge_uncertainty(P), [0.25, 0.5, 0.25])
+    sd = np.array([[9.0, 1.0, 2.0], [0.0, 9.0, 0.0], [1.0, 1.0, 9.0]])
+    np.testing.assert_allclose(edge_variance(sd), [5.0, 0.0, 2.0])  # diagonal ignored
+    P = np.array([[1.0, 0.0, 0.0], [0.5, 0.0, 0.5], [0.0, 0.0, 0.0]])
+    V, n = np.array([4.0, 1.0, 2.0]), np.array([0.0, 3.0, 1.0])
+    # never-hit gene 0: all of V_0; gene 2 hit once before: 0.5 / 1.5 of V_2
+    np.testing.assert_allclose(edge_gain(P, V, n), [4.0, 4.0 * 0.5 / 0.5 + 2 / 3, 0.0])
+    assert np.isnan(edge_gain(np.full((1, 3), np.nan), V, n)).all()
     c, g = np.array([2.0, 1.0, -1.0]), np.array([0.0, 0.5, 1.0])
     np.testing.assert_allclose(combined_score(c, g, 1.0), [1.0, 1.0, 0.5])
     np.testing.assert_allclose(combined_score(c, g, 0.0), c)
     np.testing.assert_allclose(combined_score(c, np.full(3, np.nan), 1.0), c)
     np.testing.assert_allclose(combined_score(c, np.zeros(3), 2.0), c / 2)  # max g = 0: adds 0
+    # two experiments hitting never-hit gene 0, one hitting gene 1 (V_1 smaller), no
+    # disagreement in cells and orthogonal shifts: the second hit of gene 0 gains half as
+    # much (n_0: 0 → 1), so gene 1's experiment comes second
+    P = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    V, n = np.array([1.0, 0.6]), np.zeros(2)
+    order, batch, _, _ = _greedy(np.zeros(3), np.eye(3), 0.0, (1.0, P, V, n))
+    assert order.tolist() == [0, 2, 1]
+    np.testing.assert_allclose(batch, [1.0, 0.5, 0.6])
+    assert n.tolist() == [0.0, 0.0]  # the caller's counts are not changed
 
 
 def test_near_duplicates_are_not_picked_twice(setup):

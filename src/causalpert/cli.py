@@ -436,13 +436,14 @@ def design(
                                   "of all candidates' (ρ^β), so outliers need more of it; 0 "
                                   "switches it off."),
     edges: float = typer.Option(1.0, help="Weight γ ≥ 0 of the edge term: experiments that hit "
-                                "genes whose edges the members disagree on (edge probability "
-                                "near 1/2) score higher; 0 ranks by the cells' disagreement "
-                                "alone."),
+                                "genes whose out-edges the members disagree on and that few "
+                                "training perturbations hit score higher; 0 ranks by the "
+                                "cells' disagreement alone."),
 ) -> None:
     """Rank the experiments to run next: those the ensemble's members disagree about most
-    (the mean energy distance between the members' predicted cells, plus how unsure they
-    are of the edges at the genes each experiment hits), picking a batch of
+    (the mean energy distance between the members' predicted cells, plus how much of the
+    members' spread over the out-edges of the genes each experiment hits it would remove),
+    picking a batch of
     --top that are not near-duplicates. For each: the score, the genes whose predicted mean
     the members disagree on most, and the members' spread over the targets (target sd)."""
     from .design import rank, read_candidates

@@ -46,20 +46,26 @@ density; β = 0 switches it off). Session 9's design benchmark found the undensi
 acquisition pulling batches to the edge of the feature cloud, like k-center, and losing to
 random there; β = 1 was set as the default before it was re-run (README, Uncertainty).
 
-**Edge uncertainty (γ = ``edges``).** Disagreement over predicted cells is not disagreement
-over the network: an experiment teaches most about the edges at the genes it hits (an
-intervention on gene g moves g's children and separates g's parents from its children). With
-p_ij the ensemble's ``edge_probability`` and H the binary entropy (bits), gene g's edge
-uncertainty and an experiment's edge term are ::
+**Edge information (γ = ``edges``; session 13).** Disagreement over predicted cells is not
+disagreement over the network: an intervention on gene g is what identifies g's out-edges
+(it moves g's children and nothing else moves g alone). With V_g = Σ_{j≠g} sd_i(w_gj)² the
+members' variance of gene g's out-edges (``Ensemble.graph_sd``) and n_g = Σ_p π̄_g(p) how
+often the training perturbations already hit g (the ensemble's mean target probabilities),
+an experiment's edge term is the variance it is expected to remove if each intervention on g
+counts alike (variance ∝ 1 / interventions) ::
 
-    U_g = Σ_{j≠g} (H(p_gj) + H(p_jg)) / (2 (d − 1)),      g(e) = Σ_g π̄_g(e) U_g
+    g(e) = Σ_g V_g · π̄_g(e) / (n_g + π̄_g(e))        (0 where π̄_g(e) = 0)
 
-(π̄: the members' mean target probabilities of the candidate; the same at every dose). The
-score the batch rule uses is then s(e) = c(e) / max c + γ · g(e) / max g with c(e) =
+(π̄_g(e): the members' mean target probabilities of the candidate, the same at every dose). A
+never-hit gene's whole variance counts; a gene hit by many training perturbations adds
+little. The score the batch rule uses is s(e) = c(e) / max c + γ · g(e) / max g with c(e) =
 score(e) · ρ(e)^β (a term whose max is ≤ 0 adds 0); γ = 0, or a model without a graph or
-target probabilities, gives s(e) = c(e). γ = 1 was set as the default before the design
-benchmark was re-run with it (README, Uncertainty): session 10's run found the graph curve
-below ``random``'s with the cells term alone.
+target probabilities, gives s(e) = c(e). Within a batch the counts grow with each pick
+(n ← n + π̄(pick), g recomputed, still divided by the first max g), so a second experiment
+hitting the same genes gains less — the batch spreads its interventions. (Sessions 11–12
+used the mean binary entropy of the edge probabilities around g; with K = 3 members that is a
+count of split votes, largest at hubs, and it pulled batches onto the same hubs. The variance
+form was set as the default before the design benchmark was re-run with it.)
 
 **Batch selection (greedy, diversity λ = ``diversity`` ∈ [0, 1]).** Starting from an empty
 batch B, repeatedly pick the remaining experiment with the largest ::
@@ -74,7 +80,8 @@ discounted to 0 as the cosine reaches 1, so near-duplicates do not fill the batc
 runs over all experiments: ``rank`` is the order of picking, ``selected`` = rank ≤ k;
 ``batch_score`` is a(e) when picked and ``similar_to`` the already-picked experiment with the
 largest cosine (``similarity``; empty and NaN for the first pick); ``density`` is ρ(e),
-``edge_entropy`` g(e) and ``value`` s(e). λ = 0, β = 0 and γ = 0 rank by score alone.
+``edge_gain`` g(e) and ``value`` s(e) (both before any pick). λ = 0, β = 0 and γ = 0 rank by
+score alone.
 """
 
 from __future__ import annotations
@@ -90,7 +97,7 @@ from .metrics import edist
 from .models.ensemble import Ensemble, member_seed
 
 #: columns of ``rank``'s result, in order
-COLUMNS = ("rank", "experiment", "candidate", "dose", "score", "density", "edge_entropy",
+COLUMNS = ("rank", "experiment", "candidate", "dose", "score", "density", "edge_gain",
            "value", "batch_score",
            "selected", "mean_spread", "target_sd", "top_genes", "top_share", "similar_to",
            "similarity")
@@ -139,7 +146,7 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
     names, kw = _check(model, candidates, doses=doses, k=k, n_cells=n_cells, seed=seed,
                        diversity=diversity, density=density, edges=edges, smiles=smiles)
     dose_list = [float(x) for x in np.atleast_1d(np.asarray(doses, dtype=np.float64))]
-    target_sd, edge_term = _target_terms(model, names, kw)
+    target_sd, pbar, V, n_hit = _target_terms(model, names, kw)
     exps = [(c, x) for c in range(len(names)) for x in dose_list]
     K, d = len(model.members_), len(model.genes_)
     scores = np.empty(len(exps))
@@ -157,9 +164,12 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
                    for m in model.members_], axis=0)
     shifts = mus.mean(1) - mu0
     rho = information_density(shifts)
-    g = np.array([edge_term[c] for c, _ in exps])
-    value = combined_score(scores * rho**density, g, edges)
-    order, batch, similar, cosine = _greedy(value, shifts, diversity)
+    P = pbar[[c for c, _ in exps]]  # [E, d] (NaN without target probabilities)
+    g = edge_gain(P, V, n_hit)
+    cells = scores * rho**density
+    value = combined_score(cells, g, edges)
+    gained = None if value is cells else (edges, P, V, n_hit)
+    order, batch, similar, cosine = _greedy(cells, shifts, diversity, gained)
     var = mus.var(1, ddof=1)  # [E, d] between-member variance of the predicted mean
     top = np.argsort(-var, axis=1, kind="stable")[:, :3]
     genes = np.asarray(model.genes_)
@@ -171,7 +181,7 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
         "dose": [x for _, x in exps],
         "score": scores,
         "density": rho,
-        "edge_entropy": g,
+        "edge_gain": g,
         "value": value,
         "batch_score": batch,
         "mean_spread": np.sqrt(total),
@@ -213,29 +223,45 @@ def combined_score(cells: np.ndarray, edge: np.ndarray, edges: float) -> np.ndar
     return unit(cells) + edges * unit(edge)
 
 
-def edge_uncertainty(edge_probability: np.ndarray) -> np.ndarray:
-    """U_g = Σ_{j≠g} (H(p_gj) + H(p_jg)) / (2 (d − 1)) [d], H the binary entropy in bits."""
-    p = np.clip(np.asarray(edge_probability, dtype=np.float64), 0.0, 1.0)
+def edge_variance(graph_sd: np.ndarray) -> np.ndarray:
+    """V_g = Σ_{j≠g} sd_gj² [d]: the members' variance of gene g's out-edges (row g)."""
+    sd = np.asarray(graph_sd, dtype=np.float64) ** 2
+    np.fill_diagonal(sd, 0.0)
+    return sd.sum(1)
+
+
+def edge_gain(P: np.ndarray, V: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """g(e) = Σ_g V_g π̄_g(e) / (n_g + π̄_g(e)) [E] for target probabilities P [E, d]
+    (0 where π̄_g(e) = 0; NaN rows stay NaN)."""
+    P = np.asarray(P, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        H = -np.nan_to_num(p * np.log2(p)) - np.nan_to_num((1 - p) * np.log2(1 - p))
-    np.fill_diagonal(H, 0.0)
-    d = len(H)
-    return (H.sum(1) + H.sum(0)) / (2 * max(d - 1, 1))
+        share = np.where(P > 0, P / (n + P), 0.0)
+    return np.where(np.isnan(P).any(1), np.nan, share @ V)
 
 
-def _greedy(scores: np.ndarray, shifts: np.ndarray, diversity: float):
-    """Greedy order of all experiments under a(e) = max(s, 0)·(1 − λ·max cos)₊.
+def _greedy(scores: np.ndarray, shifts: np.ndarray, diversity: float, gained=None):
+    """Greedy order of all experiments under a(e) = max(s, 0)·(1 − λ·max cos)₊, s = scores;
+    with ``gained`` = (γ, P [E, d], V [d], n [d]), s = scores / max scores + γ g / max g₀
+    with the edge term g recomputed after each pick from the counts n + Σ_picked P.
 
     Returns (order [E], a(e) when picked [E], index of the most similar earlier pick or −1,
     that cosine or NaN) [E] each."""
     E = len(scores)
+    if gained is not None:
+        gamma, P, V, n = gained
+        top = scores.max()
+        cells = scores / top if top > 0 else np.zeros_like(scores)
+        scale = edge_gain(P, V, n).max()
+        n = np.asarray(n, dtype=np.float64).copy()
     norm = np.linalg.norm(shifts, axis=1)
     unit = np.divide(shifts, norm[:, None], out=np.zeros_like(shifts), where=norm[:, None] > 0)
     best_cos, best_at = np.full(E, -np.inf), np.full(E, -1)
     left = np.ones(E, dtype=bool)
-    base = np.maximum(scores, 0.0)
     order, batch, similar, cosine = [], np.zeros(E), np.full(E, -1), np.full(E, np.nan)
     for _ in range(E):
+        if gained is not None:
+            scores = cells + (gamma * edge_gain(P, V, n) / scale if scale > 0 else 0.0)
+        base = np.maximum(scores, 0.0)
         penalty = np.clip(1 - diversity * np.maximum(best_cos, 0.0), 0.0, 1.0)
         a = np.where(left, base * penalty, -np.inf)
         # largest a, then least similar, then largest score, then earliest (lexsort: the
@@ -246,6 +272,8 @@ def _greedy(scores: np.ndarray, shifts: np.ndarray, diversity: float):
         batch[pick], similar[pick] = a[pick], best_at[pick]
         cosine[pick] = best_cos[pick] if best_at[pick] >= 0 else np.nan
         left[pick] = False
+        if gained is not None:
+            n += P[pick]
         cos = unit @ unit[pick]
         better = cos > best_cos
         best_cos, best_at = np.where(better, cos, best_cos), np.where(better, pick, best_at)
@@ -268,22 +296,25 @@ def _member_cells(member, i: int, name: str, dose: float, kw: dict, *, n_cells: 
 
 
 def _target_terms(model: Ensemble, names: list[str], kw: dict):
-    """(Σ_g sd over members of π_g, the edge term g = π̄ @ U) per candidate [C] each (NaN
-    without target scores; g NaN without a graph either); also checks that every candidate
-    resolves (an unknown name fails here, before any sampling)."""
+    """Per candidate: Σ_g sd over members of π_g [C] and the members' mean π̄ [C, d]; the
+    members' out-edge variance V [d] and the training perturbations' hit counts n [d] (NaN
+    without target scores or a graph); also checks that every candidate resolves (an unknown
+    name fails here, before any sampling)."""
     if "smiles" in kw:
         args = {"smiles": [kw["smiles"][n] for n in names]}
     else:
         args = {"perturbations": names, "features": kw.get("features")}
-    nan = np.full(len(names), np.nan)
+    d = len(model.genes_)
+    nan = np.full(d, np.nan)
     if not model.has_target_scores:
         model.members_[0].predict(**args, n_cells=1)  # resolves every candidate
-        return nan, nan
-    S, _ = model._stack("target_probabilities", **args)  # [K, C, d], one pass over members
-    sd = model._sd(S).sum(1)
+        return np.full(len(names), np.nan), np.full((len(names), d), np.nan), nan, nan
+    pbar = model.target_probabilities(**args).to_numpy()
+    sd = model.target_probabilities_sd(**args).to_numpy().sum(1)
     if not model.has_graph:
-        return sd, nan
-    return sd, S.mean(0) @ edge_uncertainty(model.edge_probability().to_numpy())
+        return sd, pbar, nan, nan
+    n_hit = model.target_probabilities().to_numpy().sum(0)
+    return sd, pbar, edge_variance(model.graph_sd().to_numpy()), n_hit
 
 
 def _check(model, candidates, *, doses, k, n_cells, seed, diversity, density, edges, smiles):

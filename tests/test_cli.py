@@ -183,3 +183,13 @@ def test_fit_backed_and_bad_inputs(tmp_path):
     assert res.exit_code == 1 and "unknown model 'magic'" in res.output
     res = runner.invoke(app, ["fit", str(data), "--control", "DMSO", "--out", str(tmp_path / "m4")])
     assert res.exit_code == 1 and "no control cells" in res.output
+    res = runner.invoke(app, ["fit", str(data), "--reselect-steps", "-1", "--out",
+                              str(tmp_path / "m6")])
+    assert res.exit_code == 1 and "reselect_steps must be ≥ 0" in res.output
+    res = runner.invoke(app, ["fit", str(data), "--steps", "20", "--refit-steps", "5",
+                              "--reselect-steps", "5", "--out", str(tmp_path / "m7")], env=env)
+    assert res.exit_code == 0, res.output
+    from causalpert.models import PerturbationModel
+
+    fitted = PerturbationModel.load(tmp_path / "m7")
+    assert fitted.config.reselect_steps == 5

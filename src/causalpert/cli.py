@@ -190,6 +190,11 @@ def fit(
     causal: str = typer.Option("linear", help="Causal model of gim / free-causal: linear or mlp."),
     steps: int = typer.Option(None, help="Training steps (default: the model's)."),
     refit_steps: int = typer.Option(None, help="gim: refit-stage steps (default 1000)."),
+    reselect_steps: int = typer.Option(0, help="gim: re-select the targets after the refit "
+                                       "for this many steps, then refit again (e.g. 1000): "
+                                       "better calibrated targets and graph, ≈ 1.6× the fit "
+                                       "time; worse predictions for new drugs on synthetic "
+                                       "data (README)."),
     seed: int = typer.Option(0, help="Seed of initialisation and minibatches."),
     device: str = typer.Option("cpu", help="gim: cpu, cuda or mps."),
     activity: bool = typer.Option(False, help="gim: targets may also change their activity "
@@ -232,6 +237,8 @@ def fit(
             options["activity"] = activity
             if refit_steps is not None:
                 options["refit_steps"] = refit_steps
+            if reselect_steps:
+                options["reselect_steps"] = reselect_steps
         if members < 1:
             raise ValueError(f"--members must be ≥ 1 (the number of models), got {members}")
         if members == 1 and (subsample is not None or workers != 1):

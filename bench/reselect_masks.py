@@ -9,8 +9,8 @@ Prints, for a default fit and one with ``reselect_steps=1000``: the mask thresho
 |ê| the heads predict (dose 1) on the new drugs' true targets and on the other genes, the
 share of the true targets above the threshold, the selected pairs per training drug and the
 `full_ood` edist (mean over contexts); then the re-selected fit's `full_ood` edist with the
-default fit's mask logistic swapped in (a check of the mechanism, not a setting: it reads the
-test split).
+default fit's mask logistic swapped in, and each fit's network with the other's feature heads
+(checks of the mechanism, not settings: they read the test split).
 """
 
 from __future__ import annotations
@@ -52,9 +52,15 @@ def main() -> None:
               f"{(e[truth] > threshold).mean():.2f}; selected per training drug {selected:.2f}; "
               f"full_ood edist {full_ood_edist(model, pdata):.3f}", flush=True)
         fits[steps] = model
+    heads = {k: (m.heads_, m.calibration_) for k, m in fits.items()}
     fits[1000].calibration_ = fits[0].calibration_
     print(f"reselect_steps=1000 with the default fit's mask logistic: full_ood edist "
           f"{full_ood_edist(fits[1000], pdata):.3f}")
+    # heads or network? each fit's network with the other fit's heads (and mask logistic)
+    for net, other in ((1000, 0), (0, 1000)):
+        fits[net].heads_, fits[net].calibration_ = heads[other]
+        print(f"network of reselect_steps={net} with the heads of reselect_steps={other}: "
+              f"full_ood edist {full_ood_edist(fits[net], pdata):.3f}")
 
 
 if __name__ == "__main__":

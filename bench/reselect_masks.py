@@ -50,7 +50,8 @@ def main() -> None:
               f"predicted |ê| on true targets {e[truth].mean():.2f}, other genes "
               f"{e[~truth].mean():.2f}; true targets above the threshold "
               f"{(e[truth] > threshold).mean():.2f}; selected per training drug {selected:.2f}; "
-              f"full_ood edist {full_ood_edist(model, pdata):.3f}", flush=True)
+              f"full_ood edist {full_ood_edist(model, pdata):.3f}; heads' leave-one-out MSE "
+              + ", ".join(f"{k} {h.cv_mse:.3f}" for k, h in model.heads_.items()), flush=True)
         fits[steps] = model
     heads = {k: (m.heads_, m.calibration_) for k, m in fits.items()}
     fits[1000].calibration_ = fits[0].calibration_

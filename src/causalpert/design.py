@@ -168,7 +168,7 @@ def rank(model, candidates, *, doses=(1.0,), k: int = 8, n_cells: int = 200, see
     g = edge_gain(P, V, n_hit)
     cells = scores * rho**density
     value = combined_score(cells, g, edges)
-    gained = None if value is cells else (edges, P, V, n_hit)
+    gained = (edges, P, V, n_hit) if edges > 0 and not np.isnan(g).any() else None
     order, batch, similar, cosine = _greedy(cells, shifts, diversity, gained)
     var = mus.var(1, ddof=1)  # [E, d] between-member variance of the predicted mean
     top = np.argsort(-var, axis=1, kind="stable")[:, :3]
@@ -210,17 +210,18 @@ def information_density(shifts: np.ndarray) -> np.ndarray:
     return np.where(off, np.exp(-d2 / h), 0.0).sum(1) / (E - 1)
 
 
-def combined_score(cells: np.ndarray, edge: np.ndarray, edges: float) -> np.ndarray:
-    """s(e) = c(e) / max c + γ · g(e) / max g (a term whose max is ≤ 0 adds 0); c(e) when γ
-    is 0 or g is NaN (no graph or target probabilities)."""
+def combined_score(cells: np.ndarray, edge: np.ndarray, edges: float,
+                   edge_scale: float | None = None) -> np.ndarray:
+    """s(e) = c(e) / max c + γ · g(e) / G with G = ``edge_scale`` or max g (a term whose
+    divisor is ≤ 0 adds 0); c(e) when γ is 0 or g is NaN (no graph or target probabilities)."""
     if edges == 0 or np.isnan(edge).any():
         return cells
 
-    def unit(v):
-        top = v.max()
+    def unit(v, top):
         return v / top if top > 0 else np.zeros_like(v)
 
-    return unit(cells) + edges * unit(edge)
+    return unit(cells, cells.max()) + edges * unit(
+        edge, edge.max() if edge_scale is None else edge_scale)
 
 
 def edge_variance(graph_sd: np.ndarray) -> np.ndarray:
@@ -249,9 +250,7 @@ def _greedy(scores: np.ndarray, shifts: np.ndarray, diversity: float, gained=Non
     E = len(scores)
     if gained is not None:
         gamma, P, V, n = gained
-        top = scores.max()
-        cells = scores / top if top > 0 else np.zeros_like(scores)
-        scale = edge_gain(P, V, n).max()
+        cells, scale = scores, edge_gain(P, V, n).max()
         n = np.asarray(n, dtype=np.float64).copy()
     norm = np.linalg.norm(shifts, axis=1)
     unit = np.divide(shifts, norm[:, None], out=np.zeros_like(shifts), where=norm[:, None] > 0)
@@ -260,7 +259,7 @@ def _greedy(scores: np.ndarray, shifts: np.ndarray, diversity: float, gained=Non
     order, batch, similar, cosine = [], np.zeros(E), np.full(E, -1), np.full(E, np.nan)
     for _ in range(E):
         if gained is not None:
-            scores = cells + (gamma * edge_gain(P, V, n) / scale if scale > 0 else 0.0)
+            scores = combined_score(cells, edge_gain(P, V, n), gamma, edge_scale=scale)
         base = np.maximum(scores, 0.0)
         penalty = np.clip(1 - diversity * np.maximum(best_cos, 0.0), 0.0, 1.0)
         a = np.where(left, base * penalty, -np.inf)
@@ -309,8 +308,8 @@ def _target_terms(model: Ensemble, names: list[str], kw: dict):
     if not model.has_target_scores:
         model.members_[0].predict(**args, n_cells=1)  # resolves every candidate
         return np.full(len(names), np.nan), np.full((len(names), d), np.nan), nan, nan
-    pbar = model.target_probabilities(**args).to_numpy()
-    sd = model.target_probabilities_sd(**args).to_numpy().sum(1)
+    S, _ = model._stack("target_probabilities", **args)  # [K, C, d]: one pass over members
+    pbar, sd = S.mean(0), model._sd(S).sum(1)
     if not model.has_graph:
         return sd, pbar, nan, nan
     n_hit = model.target_probabilities().to_numpy().sum(0)

@@ -90,6 +90,8 @@ def test_reselection_drops_spurious_targets():
     assert ece_after < 0.5 * ece_before, out
     with pytest.raises(ValueError, match="reselect_steps must be ≥ 0"):
         GIM(reselect_steps=-1)
+    with pytest.raises(ValueError, match="needs variant='latent' and refit_steps > 0"):
+        GIM(reselect_steps=10, refit_steps=0)
 
 
 def test_refit_graph_l1_keeps_the_linear_graph_sparse(model, data):

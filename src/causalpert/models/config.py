@@ -55,7 +55,8 @@ class FitConfig:
             graph penalty (none for a linear model) and the target logits clamped to ±2; then
             the refit runs again on the re-selected targets. It drops targets that stage 1's
             edge L1 made a drug "need" (children of a true target whose edge was shrunk).
-            0: off (the default; it costs ≈ 40 % more fit time).
+            Needs variant A with ``refit_steps`` > 0. 0: off (the default; it costs 1.4–1.8×
+            the fit time on paper-synthetic).
         refit_support: a linear refit that makes W unstable (two refreshes of the stability
             penalty in a row find max Re eig > 0, the second no lower) starts again from
             stage 1, dropping the L1 only on the edges whose stage-1 |weight| is ≥ this
@@ -185,6 +186,9 @@ class FitConfig:
             raise ValueError(f"refit_support must be ≥ 0, got {self.refit_support}")
         if self.reselect_steps < 0:
             raise ValueError(f"reselect_steps must be ≥ 0, got {self.reselect_steps}")
+        if self.reselect_steps and (self.variant != "latent" or self.refit_steps == 0):
+            raise ValueError("reselect_steps re-selects after the refit: it needs "
+                             "variant='latent' and refit_steps > 0 (or set reselect_steps=0)")
         for name in ("steps", "batch_contexts", "cells_per_context", "control_cells"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")

@@ -71,7 +71,8 @@ def test_reselection_drops_spurious_targets():
     the refit (edge L1 off) drops them. Data seed 2 of this small design: false selected
     pairs 9 → 3, ECE 0.134 → 0.032 (the three data seeds tried, session 13: seed 1 8 → 10
     false, ECE 0.116 → 0.176; seed 2 as here; seed 3 13 → 6, 0.157 → 0.095 — on 12
-    perturbations of d = 8 it is not a sure thing; paper-synthetic numbers in the README)."""
+    perturbations of d = 8 it is not a sure thing; `bench/reselect_small.py`; paper-synthetic
+    numbers in the README)."""
     from causalpert.metrics import expected_calibration_error
 
     adata = simulate("paper-synthetic", sim="linear", seed=2, design=DESIGN)

@@ -55,8 +55,8 @@ class FitConfig:
             graph penalty (none for a linear model) and the target logits clamped to ±2; then
             the refit runs again on the re-selected targets. It drops targets that stage 1's
             edge L1 made a drug "need" (children of a true target whose edge was shrunk).
-            Needs variant A with ``refit_steps`` > 0. 0: off (the default; it costs 1.4–1.8×
-            the fit time on paper-synthetic).
+            Needs variant A with ``refit_steps`` > 0. 0: off (the default; fits took 1.6–1.8×
+            as long in the paper-synthetic benchmark).
         refit_support: a linear refit that makes W unstable (two refreshes of the stability
             penalty in a row find max Re eig > 0, the second no lower) starts again from
             stage 1, dropping the L1 only on the edges whose stage-1 |weight| is ≥ this

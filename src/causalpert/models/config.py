@@ -55,6 +55,7 @@ class FitConfig:
             graph penalty (none for a linear model) and the target logits clamped to ±2; then
             the refit runs again on the re-selected targets. It drops targets that stage 1's
             edge L1 made a drug "need" (children of a true target whose edge was shrunk).
+            The drugs' EC50 and Hill stay at the first refit's values through both stages.
             Needs variant A with ``refit_steps`` > 0. 0: off (the default; fits took 1.6–1.8×
             as long in the paper-synthetic benchmark).
         refit_support: a linear refit that makes W unstable (two refreshes of the stability

@@ -19,6 +19,7 @@ from torch import nn
 from ..core import hill
 
 RAW_KEYS = ("logits", "amplitude", "log_ec50", "hill_raw")
+DOSE_RESPONSE = ("log_ec50", "hill_raw")  # where and how steeply the Hill curve rises
 
 #: activity log factors are bounded above by ln 3 (an activator at most triples a protein's
 #: outgoing edges, so an intervened linear drift stays stable); inhibition is unbounded

@@ -394,7 +394,8 @@ def benchmark(
     strategies: str = typer.Option("acquisition,random,kcenter", help="--protocol design: "
                                    "comma-separated strategies; ablations of the acquisition: "
                                    "acquisition-means, acquisition-nodensity, "
-                                   "acquisition-cells."),
+                                   "acquisition-cells; further random draws: random-1 … "
+                                   "random-4 (their mean with random: row random-mean)."),
 ) -> None:
     """Fit and score methods on a protocol; print the summary (mean ± sd over seeds). Each
     finished (method, seed) is saved in OUT/jobs, so the same command after an interruption

@@ -503,11 +503,13 @@ def design_curves(results: pd.DataFrame, *, metrics=DESIGN_PANELS, ax=None):
         for strategy, g in rows.groupby("strategy", sort=False):
             stats = g.groupby(g["n_perturbations"].astype(float))["value"].agg(["mean", "std"])
             sd = stats["std"].fillna(0.0)
-            colour = DESIGN_COLOURS.get(str(strategy))
-            a.plot(stats.index, stats["mean"], marker="o", ms=3, lw=1.2, color=colour,
-                   label=str(strategy))
-            a.fill_between(stats.index, stats["mean"] - sd, stats["mean"] + sd, alpha=0.2,
-                           color=colour, lw=0)
+            extra = str(strategy).startswith("random-")  # further random draws: thin grey
+            colour = "0.75" if extra else DESIGN_COLOURS.get(str(strategy))
+            a.plot(stats.index, stats["mean"], marker="o", ms=3, lw=0.8 if extra else 1.2,
+                   color=colour, label=str(strategy))
+            if not extra:
+                a.fill_between(stats.index, stats["mean"] - sd, stats["mean"] + sd,
+                               alpha=0.2, color=colour, lw=0)
         higher = higher_is_better(metric)
         better = "" if higher is None else (" (higher is better)" if higher
                                             else " (lower is better)")

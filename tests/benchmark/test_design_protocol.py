@@ -110,6 +110,11 @@ def test_random_batch_and_start_set_are_seeded():
     a = dp.random_batch(pool, 8, 0, 1)
     assert a == dp.random_batch(pool, 8, 0, 1) and len(set(a)) == 8
     assert a != dp.random_batch(pool, 8, 0, 2) and a != dp.random_batch(pool, 8, 1, 1)
+    assert dp.random_batch(pool, 8, 0, 1, 0) == a  # draw 0 is the `random` strategy
+    b = dp.random_batch(pool, 8, 0, 1, 2)
+    assert b == dp.random_batch(pool, 8, 0, 1, 2) and b != a != dp.random_batch(pool, 8, 0, 1, 1)
+    assert [dp.random_draw(s) for s in ("random", "random-2", "kcenter", "acquisition-cells")] \
+        == [0, 2, None, None]
     assert dp.start_set(pool, 8, 3) == dp.start_set(pool, 8, 3)
     assert dp.area_under_curve([1.0, 3.0, 5.0], 2) == pytest.approx(3.0)
 
@@ -200,6 +205,20 @@ def test_summary_margin_is_paired_by_seed():
     assert s.loc["random", "margin_mean"] == pytest.approx(-1.5)
     assert s.loc["random", "margin_sd"] == pytest.approx(np.std([-2.0, -1.0], ddof=1))
     assert s.loc["acquisition", "sd"] == pytest.approx(np.std([1.0, 2.0], ddof=1))
+
+
+def test_random_mean_averages_the_draws_per_seed_and_enters_the_margins():
+    rows = pd.DataFrame({"sim": "linear", "seed": [0, 0, 0, 1, 1, 1], "metric": "edist_auc",
+                         "strategy": ["acquisition", "random", "random-1"] * 2,
+                         "round": pd.NA, "n_perturbations": pd.NA,
+                         "value": [1.0, 3.0, 5.0, 2.0, 3.0, 2.0], "fit_seconds": 1.0})
+    out = dp.add_random_mean(rows)
+    got = out[out["strategy"] == dp.RANDOM_MEAN].set_index("seed")["value"]
+    assert got.to_dict() == {0: 4.0, 1: 2.5} and len(out) == len(rows) + 2
+    s = dp.summarise_design(out).set_index("strategy")
+    assert s.loc[dp.RANDOM_MEAN, "margin_mean"] == pytest.approx(np.mean([1 - 4, 2 - 2.5]))
+    one = rows[rows["strategy"] != "random-1"]  # a single draw: nothing to average
+    assert len(dp.add_random_mean(one)) == len(one)
 
 
 def test_a_failed_fit_ends_the_curve_with_nan_and_no_area(tmp_path, monkeypatch):

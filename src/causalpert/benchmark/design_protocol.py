@@ -43,6 +43,11 @@ Rules (each stated once, here):
     half (one true network), so nothing is chosen on it;
   - ``random``: ``default_rng([seed, r + 1, 1]).choice(remaining, batch, replace=False)``
     (r + 1: the round the batch enters; remaining in pool order);
+  - ``random-1``, ``random-2``, … (not run by default): further random draws, by
+    ``default_rng([seed, r + 1, 1, j])`` for ``random-j``. One draw per seed is a noisy
+    estimate of what random choice achieves (the same draw served every session);
+    ``random-mean`` (not a run: rows added by ``add_random_mean``) is, per (sim, seed), the
+    mean area over every random draw run (``random`` and ``random-j``);
   - ``kcenter``: greedy k-center (``kcenter``) on the pool's features standardised over the
     40 pool perturbations (z-scores, columns of sd 0 set to 0): repeatedly the remaining
     perturbation farthest (Euclidean) from its nearest chosen one;
@@ -78,7 +83,7 @@ from .evaluate import evaluate_graph, evaluate_prediction, evaluate_targets
 from .protocols import paper_synthetic
 
 STRATEGIES = ("acquisition", "random", "kcenter", "acquisition-means", "acquisition-nodensity",
-              "acquisition-cells")
+              "acquisition-cells", "random-1", "random-2", "random-3", "random-4")
 #: what ``run_design`` / the CLI run by default (the other acquisitions are ablations)
 DEFAULT_STRATEGIES = ("acquisition", "random", "kcenter")
 #: ``design.rank`` options of each acquisition strategy (part of its jobs' keys)
@@ -89,6 +94,8 @@ ACQUISITIONS = {"acquisition": {"head_draws": True, "density": 1.0, "edges": 1.0
 METRICS = ("edist", "edist_validation", "edist_test", "target_auroc", "graph_auprc")
 #: the row strategy ``add_validated`` writes
 VALIDATED = "acquisition-validated"
+#: the row strategy ``add_random_mean`` writes
+RANDOM_MEAN = "random-mean"
 #: columns of ``run_design_benchmark``'s rows, in order
 COLUMNS = ("sim", "seed", "strategy", "round", "n_perturbations", "metric", "value",
            "fit_seconds")
@@ -135,11 +142,21 @@ def start_set(pool: list[str], start: int, seed: int) -> list[str]:
     return [pool[i] for i in sorted(idx)]
 
 
-def random_batch(remaining: list[str], k: int, seed: int, round_: int) -> list[str]:
-    """``k`` of ``remaining`` drawn by ``default_rng([seed, round_, 1])``."""
-    idx = np.random.default_rng([seed, round_, 1]).choice(len(remaining), size=k,
-                                                           replace=False)
+def random_batch(remaining: list[str], k: int, seed: int, round_: int,
+                 draw: int = 0) -> list[str]:
+    """``k`` of ``remaining`` drawn by ``default_rng([seed, round_, 1])`` (``draw`` 0, the
+    ``random`` strategy) or ``default_rng([seed, round_, 1, draw])`` (``random-<draw>``)."""
+    rng = np.random.default_rng([seed, round_, 1] + ([draw] if draw else []))
+    idx = rng.choice(len(remaining), size=k, replace=False)
     return [remaining[i] for i in idx]
+
+
+def random_draw(strategy: str) -> int | None:
+    """0 for ``random``, j for ``random-j``, None for any other strategy."""
+    if strategy == "random":
+        return 0
+    head, _, j = strategy.partition("-")
+    return int(j) if head == "random" and j.isdigit() else None
 
 
 def validation_split(ood: list[str], seed: int) -> tuple[list[str], list[str]]:
@@ -173,6 +190,20 @@ def add_validated(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                         **{f"edist_validation_auc[{s}]": area[s] for s in area}})
     out = pd.concat([results, *add], ignore_index=True) if add else results
     return out, pd.DataFrame(choices)
+
+
+def add_random_mean(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` plus, per (sim, seed, metric) of the ``_auc`` rows, the mean over every
+    random draw run (``random``, ``random-j``) as strategy ``RANDOM_MEAN`` (``fit_seconds``
+    their mean too); nothing unless some (sim, seed) has two or more draws."""
+    auc = results[results["metric"].astype(str).str.endswith("_auc")
+                  & results["strategy"].map(lambda s: random_draw(s) is not None)]
+    if not (auc.groupby(["sim", "seed"])["strategy"].nunique() >= 2).any():
+        return results
+    mean = (auc.groupby(["sim", "seed", "metric"], sort=False)[["value", "fit_seconds"]]
+            .mean().reset_index().assign(strategy=RANDOM_MEAN, round=pd.NA,
+                                         n_perturbations=pd.NA))
+    return pd.concat([results, mean[list(results.columns)]], ignore_index=True)
 
 
 def area_under_curve(values, rounds: int) -> float:
@@ -320,8 +351,9 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
                                       seed=seed, progress=False,
                                       **ACQUISITIONS[strategy])
                         nxt = acquisition_batch(ranked, batch)
-                    elif strategy == "random":
-                        nxt = random_batch(remaining, batch, seed, r + 1)
+                    elif random_draw(strategy) is not None:
+                        nxt = random_batch(remaining, batch, seed, r + 1,
+                                           random_draw(strategy))
                     else:
                         nxt = kcenter(zfeats.loc[remaining + chosen], chosen, batch)
                 saved = {"key": key, "key_hash": _key_hash(key), "chosen": list(chosen),
@@ -425,7 +457,7 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
     if any(reused):
         print(f"reused {sum(reused)} of {len(reused)} (strategy, round) jobs finished earlier "
               f"in {out / 'jobs'} (--fresh reruns them)", file=sys.stderr)
-    results, choices = add_validated(pd.concat(parts, ignore_index=True))
+    results, choices = add_validated(add_random_mean(pd.concat(parts, ignore_index=True)))
     summary = summarise_design(results)
     for name, table in (("results.csv", results), ("summary.csv", summary),
                         ("validated.csv", choices)):

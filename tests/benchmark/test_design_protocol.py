@@ -221,6 +221,34 @@ def test_random_mean_averages_the_draws_per_seed_and_enters_the_margins():
     assert len(dp.add_random_mean(one)) == len(one)
 
 
+def test_a_random_draw_reuses_the_scores_of_sets_other_jobs_fitted(tmp_path, monkeypatch):
+    """random-1 starts from the shared start set and ends on the whole pool (2 + 2 × 2 = 6):
+    those rounds take random's job files' scores; only its middle round is fitted."""
+    from causalpert.models import Ensemble
+
+    fitted = []
+    fit = Ensemble.fit
+
+    def counting(self, adata, *a, **k):
+        fitted.append(adata.obs["perturbation"].nunique() - 1)
+        return fit(self, adata, *a, **k)
+
+    monkeypatch.setattr(Ensemble, "fit", counting)
+    res = dp.run_design_benchmark(seed=0, members=2, out=tmp_path, design=TINY,
+                                  gim_options=dp.steps_options(STEPS), start=2, rounds=2,
+                                  batch=2, strategies=("random", "random-1"))
+    jobs = {k: v for k, v in _jobs(tmp_path).items() if "random-1" in k}
+    assert fitted == [2, 4, 6, 4], fitted  # random: rounds 0-2; random-1: round 1 only
+    for r in (0, 2):
+        assert (jobs[f"design-linear-seed0-random-1-round{r}.json"]["scores"]
+                == _jobs(tmp_path)[f"design-linear-seed0-random-round{r}.json"]["scores"])
+    assert not any(v["failed"] for v in jobs.values())
+    assert (jobs["design-linear-seed0-random-1-round1.json"]["chosen"]
+            != _jobs(tmp_path)["design-linear-seed0-random-round1.json"]["chosen"])
+    drawn = res[(res["strategy"] == "random-1") & res["round"].notna()]
+    assert len(drawn) == 3 * len(dp.METRICS) and drawn["value"].notna().all()
+
+
 def test_a_failed_fit_ends_the_curve_with_nan_and_no_area(tmp_path, monkeypatch):
     from causalpert.models import Ensemble, FitDivergedError
 

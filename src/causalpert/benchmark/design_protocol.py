@@ -17,9 +17,10 @@ Rules (each stated once, here):
   n=members, seed=seed)`` on the control cells + the ``train`` cells of the chosen
   perturbations, for *every* strategy (the scored model is the same kind everywhere; a set
   of perturbations seen twice — round 0, and the last round when the pool is used up — gives
-  the same fit, computed once). Score it: ``edist`` on every ``full_ood`` context (the
-  ensemble's mixture predictions, ``evaluate.evaluate_prediction``, prediction seed
-  ``seed``), averaged over contexts (``edist``: all 20; ``edist_validation`` and
+  the same fit, computed once; with ``out``, a random or k-center job whose set another
+  strategy's job file already scored takes those scores, ``_same_fit``). Score it:
+  ``edist`` on every ``full_ood`` context (the ensemble's mixture predictions,
+  ``evaluate.evaluate_prediction``, prediction seed ``seed``), averaged over contexts (``edist``: all 20; ``edist_validation`` and
   ``edist_test``: the two halves); ``target_auroc`` of the ensemble's mean target scores
   (``Ensemble.target_scores``, what the runner ranks by) of the ``full_ood`` perturbations
   against their true targets; ``graph_auprc`` of the mean graph (``Ensemble.graph``) against
@@ -224,6 +225,28 @@ def _job_file(out: Path, sim: str, seed: int, strategy: str, round_: int) -> Pat
     return out / "jobs" / f"design-{sim}-seed{seed}-{strategy}-round{round_}.json"
 
 
+def _same_fit(out: Path, sim: str, seed: int, key: dict, chosen: list[str]) -> dict | None:
+    """A finished job of another strategy whose model was fitted on the same set of
+    perturbations with the same settings (its key but for strategy, round and acquisition
+    options): its scores are this set's (the fit is seeded), so a strategy that needs no
+    model to choose with (random, k-center) reuses them instead of refitting."""
+    def fit_key(k: dict) -> dict:
+        return {n: v for n, v in k.items() if n not in ("strategy", "round", "acquisition")}
+
+    want, chosen_set = fit_key(key), sorted(chosen)
+    for path in sorted((out / "jobs").glob(f"design-{sim}-seed{seed}-*-round*.json")):
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if (isinstance(saved, dict) and not saved.get("failed")
+                and isinstance(saved.get("key"), dict)
+                and fit_key(saved["key"]) == json.loads(json.dumps(want, default=repr))
+                and sorted(saved.get("chosen") or []) == chosen_set):
+            return saved
+    return None
+
+
 def _load_job(path: Path, key: dict, chosen: list[str]) -> dict | None:
     try:
         saved = json.loads(path.read_text())
@@ -339,10 +362,16 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
                               if strategy in ACQUISITIONS else {}))
             path = None if out is None else _job_file(out, sim, seed, strategy, r)
             saved = None if path is None else _load_job(path, key, chosen)
+            same = (None if saved is not None or out is None or strategy in ACQUISITIONS
+                    else _same_fit(out, sim, seed, key, chosen))
             if saved is None:
-                ens, scores, seconds = fit_and_score(chosen)
+                if same is not None:  # this set was fitted by another strategy's job
+                    ens, scores, seconds = None, same["scores"], same["fit_seconds"]
+                else:
+                    ens, scores, seconds = fit_and_score(chosen)
+                failed = ens is None and same is None
                 nxt = None
-                if r < rounds and ens is not None:
+                if r < rounds and not failed:
                     remaining = [p for p in pool if p not in chosen]
                     if strategy.startswith("acquisition"):
                         from ..design import rank
@@ -358,7 +387,7 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
                         nxt = kcenter(zfeats.loc[remaining + chosen], chosen, batch)
                 saved = {"key": key, "key_hash": _key_hash(key), "chosen": list(chosen),
                          "next": nxt, "scores": scores, "fit_seconds": seconds,
-                         "failed": ens is None}
+                         "failed": failed}
                 if path is not None:
                     with atomic_write(path) as fh:
                         fh.write(json.dumps(saved))

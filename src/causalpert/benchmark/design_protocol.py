@@ -21,9 +21,9 @@ Rules (each stated once, here):
   strategy's job file already scored takes those scores, ``_same_fit``). Score it:
   ``edist`` on every ``full_ood`` context (the ensemble's mixture predictions,
   ``evaluate.evaluate_prediction``, prediction seed ``seed``), averaged over contexts
-  (``edist``: all 20; ``edist_validation`` and ``edist_test``: the two halves); ``target_auroc`` of the ensemble's mean target scores
-  (``Ensemble.target_scores``, what the runner ranks by) of the ``full_ood`` perturbations
-  against their true targets; ``graph_auprc`` of the mean graph (``Ensemble.graph``) against
+  (``edist``: all 20; ``edist_validation`` and ``edist_test``: the two halves);
+  ``target_auroc`` of the ensemble's mean target scores (``Ensemble.target_scores``, what
+  the runner ranks by) of the ``full_ood`` perturbations against their true targets; ``graph_auprc`` of the mean graph (``Ensemble.graph``) against
   the true adjacency (``evaluate.evaluate_targets`` / ``evaluate_graph``, as the runner);
 - **next batch** (after rounds 0 … rounds − 1) of ``batch`` distinct perturbations from the
   remaining pool:

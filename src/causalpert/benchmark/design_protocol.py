@@ -13,18 +13,18 @@ Rules (each stated once, here):
 
 - **start set**: ``start`` perturbations drawn by ``default_rng([seed, 0])`` from the pool
   (without replacement), the same for every strategy;
-- **round r = 0 … rounds**: fit ``Ensemble(GIM(causal=sim, seed=seed, **gim_options),
-  n=members, seed=seed)`` on the control cells + the ``train`` cells of the chosen
-  perturbations, for *every* strategy (the scored model is the same kind everywhere; a set
-  of perturbations seen twice — round 0, and the last round when the pool is used up — gives
-  the same fit, computed once; with ``out``, a random or k-center job whose set another
-  strategy's job file already scored takes those scores, ``_same_fit``). Score it:
-  ``edist`` on every ``full_ood`` context (the ensemble's mixture predictions,
-  ``evaluate.evaluate_prediction``, prediction seed ``seed``), averaged over contexts
-  (``edist``: all 20; ``edist_validation`` and ``edist_test``: the two halves);
-  ``target_auroc`` of the ensemble's mean target scores (``Ensemble.target_scores``, what
-  the runner ranks by) of the ``full_ood`` perturbations against their true targets; ``graph_auprc`` of the mean graph (``Ensemble.graph``) against
-  the true adjacency (``evaluate.evaluate_targets`` / ``evaluate_graph``, as the runner);
+- **round r = 0 … rounds**: fit ``Ensemble(GIM(causal=sim, seed=seed, **gim_options), n=members,
+  seed=seed)`` on the control cells + the ``train`` cells of the chosen perturbations, for *every*
+  strategy (the scored model is the same kind everywhere; a set of perturbations seen twice —
+  round 0, and the last round when the pool is used up — gives the same fit, computed once; with
+  ``out``, a random or k-center job whose set another strategy's job file already scored takes
+  those scores, ``_same_fit``). Score it: ``edist`` on every ``full_ood`` context (the ensemble's
+  mixture predictions, ``evaluate.evaluate_prediction``, prediction seed ``seed``), averaged over
+  contexts (``edist``: all 20; ``edist_validation`` and ``edist_test``: the two halves);
+  ``target_auroc`` of the ensemble's mean target scores (``Ensemble.target_scores``, what the
+  runner ranks by) of the ``full_ood`` perturbations against their true targets; ``graph_auprc``
+  of the mean graph (``Ensemble.graph``) against the true adjacency (``evaluate.evaluate_targets``
+  / ``evaluate_graph``, as the runner);
 - **next batch** (after rounds 0 … rounds − 1) of ``batch`` distinct perturbations from the
   remaining pool:
 

@@ -308,8 +308,8 @@ def _target_terms(model: Ensemble, names: list[str], kw: dict):
     if not model.has_target_scores:
         model.members_[0].predict(**args, n_cells=1)  # resolves every candidate
         return np.full(len(names), np.nan), np.full((len(names), d), np.nan), nan, nan
-    S, _ = model._stack("target_probabilities", **args)  # [K, C, d]: one pass over members
-    pbar, sd = S.mean(0), model._sd(S).sum(1)
+    mean, sd = model.target_probabilities_stats(**args)
+    pbar, sd = mean.to_numpy(), sd.to_numpy().sum(1)
     if not model.has_graph:
         return sd, pbar, nan, nan
     n_hit = model.target_probabilities().to_numpy().sum(0)

@@ -88,6 +88,10 @@ def test_targets_are_member_means(ens):
     T = np.stack([m.target_probabilities().to_numpy() for m in ens.members_])
     assert np.allclose(ens.target_probabilities().to_numpy(), T.mean(0))
     assert np.allclose(ens.target_probabilities_sd().to_numpy(), T.std(0, ddof=1))
+    mean, sd = ens.target_probabilities_stats(["pert_01", "pert_00"])
+    assert list(mean.index) == list(sd.index) == ["pert_01", "pert_00"]
+    assert np.allclose(mean.to_numpy(), T.mean(0)[[1, 0]])
+    assert np.allclose(sd.to_numpy(), T.std(0, ddof=1)[[1, 0]])
     S = np.stack([m.target_scores(["pert_00"]).to_numpy() for m in ens.members_])
     assert np.allclose(ens.target_scores(["pert_00"]).to_numpy(), S.mean(0))
 

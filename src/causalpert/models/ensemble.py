@@ -313,9 +313,17 @@ class Ensemble(PerturbationModel):
     def target_probabilities_sd(self, perturbations=None, *, smiles=None,
                                 features: pd.DataFrame | None = None) -> pd.DataFrame:
         """Sd over members of their target probabilities (ddof = 1; 0 for one member)."""
+        return self.target_probabilities_stats(perturbations, smiles=smiles,
+                                               features=features)[1]
+
+    def target_probabilities_stats(self, perturbations=None, *, smiles=None,
+                                   features: pd.DataFrame | None = None,
+                                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(mean, sd) over members of their target probabilities from one pass over the
+        members (each predicts the candidates once; ``design.rank`` needs both)."""
         S, like = self._stack("target_probabilities", perturbations, smiles=smiles,
                               features=features)
-        return self._frame(self._sd(S), like)
+        return self._frame(S.mean(0), like), self._frame(self._sd(S), like)
 
     def target_scores(self, perturbations=None, *, smiles=None,
                       features: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -28,22 +28,25 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     original = design._target_terms
-    for seed in (int(s) for s in args.seeds.split(",")):
-        truth = paper_synthetic(sim=args.sim, seed=seed).truth_targets.astype(float)
+    try:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            truth = paper_synthetic(sim=args.sim, seed=seed).truth_targets.astype(float)
 
-        def oracle(model, names, kw, truth=truth):
-            sd, _, V, _ = original(model, names, kw)
-            seen = list(model.target_probabilities().index)
-            return sd, truth.loc[names].to_numpy(), V, truth.loc[seen].to_numpy().sum(0)
+            def oracle(model, names, kw, truth=truth):
+                sd, _, V, _ = original(model, names, kw)
+                seen = list(model.target_probabilities().index)
+                return sd, truth.loc[names].to_numpy(), V, truth.loc[seen].to_numpy().sum(0)
 
-        design._target_terms = oracle
-        res = dp.run_design_benchmark(sim=args.sim, seed=seed, strategies=("acquisition",),
-                                      gim_options=dp.steps_options(args.steps), out=args.out)
-        auc = res[res["metric"].isin(["graph_auprc_auc", "edist_auc", "edist_test_auc"])]
-        for _, r in auc.iterrows():
-            print(f"{args.sim} seed {seed} oracle-target acquisition {r['metric']} "
-                  f"{r['value']:.3f}", flush=True)
-    design._target_terms = original
+            design._target_terms = oracle
+            res = dp.run_design_benchmark(sim=args.sim, seed=seed, strategies=("acquisition",),
+                                          gim_options=dp.steps_options(args.steps),
+                                          out=args.out)
+            auc = res[res["metric"].isin(["graph_auprc_auc", "edist_auc", "edist_test_auc"])]
+            for _, r in auc.iterrows():
+                print(f"{args.sim} seed {seed} oracle-target acquisition {r['metric']} "
+                      f"{r['value']:.3f}", flush=True)
+    finally:
+        design._target_terms = original
 
 
 if __name__ == "__main__":

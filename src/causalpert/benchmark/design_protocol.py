@@ -233,7 +233,7 @@ def _same_fit(out: Path, sim: str, seed: int, key: dict, chosen: list[str]) -> d
     def fit_key(k: dict) -> dict:
         return {n: v for n, v in k.items() if n not in ("strategy", "round", "acquisition")}
 
-    want, chosen_set = fit_key(key), sorted(chosen)
+    want, chosen_set = _key_hash(fit_key(key)), sorted(chosen)
     for path in sorted((out / "jobs").glob(f"design-{sim}-seed{seed}-*-round*.json")):
         try:
             saved = json.loads(path.read_text())
@@ -241,7 +241,7 @@ def _same_fit(out: Path, sim: str, seed: int, key: dict, chosen: list[str]) -> d
             continue
         if (isinstance(saved, dict) and not saved.get("failed")
                 and isinstance(saved.get("key"), dict)
-                and fit_key(saved["key"]) == json.loads(json.dumps(want, default=repr))
+                and _key_hash(fit_key(saved["key"])) == want
                 and sorted(saved.get("chosen") or []) == chosen_set):
             return saved
     return None
@@ -380,9 +380,8 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
                                       seed=seed, progress=False,
                                       **ACQUISITIONS[strategy])
                         nxt = acquisition_batch(ranked, batch)
-                    elif random_draw(strategy) is not None:
-                        nxt = random_batch(remaining, batch, seed, r + 1,
-                                           random_draw(strategy))
+                    elif (draw := random_draw(strategy)) is not None:
+                        nxt = random_batch(remaining, batch, seed, r + 1, draw)
                     else:
                         nxt = kcenter(zfeats.loc[remaining + chosen], chosen, batch)
                 saved = {"key": key, "key_hash": _key_hash(key), "chosen": list(chosen),

@@ -415,10 +415,10 @@ class GIM(PerturbationModel):
         new targets. Both keep the drugs' EC50 and Hill at the first refit's values
         (``DOSE_RESPONSE`` frozen): trained on, they drifted where the feature heads could not
         follow (the heads' leave-one-out MSE of log EC50 0.43 → 0.56, of Hill 1.06 → 1.56, and
-        new drugs' predictions worse; ``bench/reselect_masks.py``). Measured
-        at d = 20 (paper-synthetic); at d ≳ 500, where a free refit can
-        turn W unstable (``refit_support``), this stage has no fallback of its own (the
-        second refit has, and ``_ensure_stable`` runs after the fit)."""
+        new drugs' predictions worse; ``bench/reselect_masks.py``). Measured at d = 20
+        (paper-synthetic); at d ≳ 500, where a free refit can turn W unstable
+        (``refit_support``), this stage has no fallback of its own (the second refit has, and
+        ``_ensure_stable`` runs after the fit)."""
         cfg = self.config
         with torch.no_grad():
             self.net.logits.clamp_(-2.0, 2.0)

@@ -31,8 +31,8 @@ def _fail(exc: Exception) -> None:
 @app.command()
 def simulate(
     out: Path = typer.Option(..., "--out", "-o", help="Output .h5ad file."),
-    protocol: str = typer.Option("paper-synthetic", help="paper-synthetic, activity-synthetic "
-                                 "or single-target."),
+    protocol: str = typer.Option("paper-synthetic", help="paper-synthetic, activity-synthetic, "
+                                 "single-target or knockout-screen."),
     sim: str = typer.Option("linear", help="Ground-truth causal model: linear or mlp."),
     seed: int = typer.Option(0, help="Seed: the same protocol, sim and seed give the same data."),
 ) -> None:
@@ -391,11 +391,17 @@ def benchmark(
     members: int = typer.Option(3, help="--protocol design: ensemble members K ≥ 2."),
     steps: int = typer.Option(None, help="--protocol design: cap GIM at N steps and N // 3 "
                               "refit steps (default: GIM's 3,000 + 1,000)."),
-    strategies: str = typer.Option("acquisition,random,kcenter", help="--protocol design: "
-                                   "comma-separated strategies; ablations of the acquisition: "
+    strategies: str = typer.Option(None, help="--protocol design: comma-separated "
+                                   "strategies (default: acquisition,random,kcenter; with "
+                                   "--pool knockouts acquisition,random,random-1,random-2); "
+                                   "ablations of the acquisition: "
                                    "acquisition-means, acquisition-nodensity, "
                                    "acquisition-cells; further random draws: random-1 … "
                                    "random-4 (their mean with random: row random-mean)."),
+    pool: str = typer.Option("drugs", help="--protocol design: the candidate experiments: "
+                             "drugs (paper-synthetic's 40 training drugs at 4 doses) or "
+                             "knockouts (knockout-screen: 30 of 40 genes to knock out, rounds "
+                             "of 4; no kcenter)."),
 ) -> None:
     """Fit and score methods on a protocol; print the summary (mean ± sd over seeds). Each
     finished (method, seed) is saved in OUT/jobs, so the same command after an interruption
@@ -408,8 +414,9 @@ def benchmark(
         _fail(ValueError(f"--seeds must be comma-separated integers, got {seeds!r}"))
     if protocol == "design":
         _design_benchmark(out=out, sim=sim, seeds=seed_list, members=members, steps=steps,
-                          fresh=fresh, strategies=[x.strip() for x in strategies.split(",")
-                                                   if x.strip()])
+                          fresh=fresh, pool=pool,
+                          strategies=None if strategies is None else
+                          [x.strip() for x in strategies.split(",") if x.strip()])
         return
     _benchmark_and_print(f"{protocol} ({sim}), seeds {seeds} — mean ± sd over seeds",
                          protocol=protocol, sim=sim, seeds=seed_list, out=out, workers=workers,
@@ -543,7 +550,7 @@ def _design_benchmark(**kwargs) -> None:
         _, summary = run_design(**kwargs)
     except (ValueError, RuntimeError, OSError) as exc:
         _fail(exc)
-    table = Table(title=f"design benchmark ({kwargs['sim']}), seeds "
+    table = Table(title=f"design benchmark ({kwargs['sim']}, {kwargs['pool']}), seeds "
                   f"{','.join(map(str, kwargs['seeds']))}: area under the curve over rounds, "
                   "mean ± sd over seeds; margin = acquisition − strategy (paired by seed)")
     for col in ("metric", "strategy", "AUC", "margin"):

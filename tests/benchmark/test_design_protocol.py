@@ -288,3 +288,32 @@ def test_validated_choice_looks_at_the_validation_area_only():
     got = out[out["strategy"] == dp.VALIDATED].set_index(["seed", "metric"])["value"]
     assert got[(0, "edist_test_auc")] == 9.0 and got[(1, "edist_test_auc")] == 5.0
     assert len(out) == len(rows) + 4
+
+
+KO = SyntheticDesign(n_knockout_genes=8, n_control=150, n_knockout_cells=40)
+
+
+def test_knockout_pool_keeps_its_test_genes_out_and_scores_edist_and_graph(tmp_path):
+    """pool="knockouts": 2 of 8 genes are the test (never chosen), the 6 others the pool;
+    every strategy starts from the same 2 knockouts, the acquisition ranks the remaining
+    genes as knockout candidates; rows carry edist and graph_auprc only."""
+    genes = [f"g{j:02d}" for j in range(8)]
+    pool, test = dp.knockout_split(genes, 0)
+    assert len(test) == 2 and sorted(pool + test) == genes
+    assert dp.knockout_split(genes, 0) == (pool, test) != dp.knockout_split(genes, 1)
+    res = dp.run_design_benchmark(sim="linear", seed=0, members=2, pool="knockouts",
+                                  gim_options=dp.steps_options(STEPS), out=tmp_path, design=KO,
+                                  start=2, batch=2, rounds=1)
+    assert set(res["strategy"]) == set(dp.KNOCKOUT_STRATEGIES)
+    assert set(res["metric"]) == {*dp.KNOCKOUT_METRICS, "edist_auc", "graph_auprc_auc"}
+    assert res["value"].notna().all()
+    jobs = _jobs(tmp_path)
+    assert len(jobs) == 2 * len(dp.KNOCKOUT_STRATEGIES)
+    for s in dp.KNOCKOUT_STRATEGIES:
+        j0 = jobs[f"design-linear-knockouts-seed0-{s}-round0.json"]
+        assert j0["chosen"] == dp.start_set(pool, 2, 0) and j0["key"]["pool"] == "knockouts"
+        assert len(set(j0["next"])) == 2 and set(j0["next"]) <= set(pool) - set(j0["chosen"])
+    with pytest.raises(ValueError, match="kcenter needs perturbation features"):
+        dp.run_design_benchmark(pool="knockouts", strategies=("kcenter",), design=KO)
+    with pytest.raises(ValueError, match="unknown pool"):
+        dp.run_design_benchmark(pool="genes", design=KO)

@@ -234,3 +234,24 @@ def test_combo_activity_factors_multiply():
                                       torch.from_numpy(u)[None], drift.log_sigma.exp()[None])
         x = a.X[(a.obs["perturbation"] == name).to_numpy()]
         assert np.abs(x.mean(0) - mean[0].numpy()).max() < 4 * x.std(0).max() / np.sqrt(len(x))
+
+
+def test_knockout_screen_knocks_down_each_gene_alone():
+    """knockout-screen: one knockdown per gene named by the gene, intended targets known; the
+    knocked-down gene's mean falls by more than half a control sd, by more than one for most
+    (feedback cycles damp some; at d = 40 the median fall is 4–7 sds over seeds 0–2 and both
+    truths), the true targets are the identity."""
+    design = SyntheticDesign(n_knockout_genes=6, n_control=300, n_knockout_cells=100)
+    a = simulate("knockout-screen", sim="linear", seed=0, design=design)
+    genes = list(a.var_names)
+    assert a.shape == (300 + 6 * 100, 6)
+    assert sorted(set(a.obs["perturbation"].astype(str))) == sorted(["control", *genes])
+    assert a.uns["intended_targets"] == {g: g for g in genes}
+    assert (a.uns["truth"]["targets"].to_numpy() == np.eye(6, dtype=bool)).all()
+    assert (a.uns["truth"]["effects"].to_numpy().diagonal() <= -2).all()
+    x, lab = np.asarray(a.X), a.obs["perturbation"].astype(str).to_numpy()
+    mu0, sd0 = x[lab == "control"].mean(0), x[lab == "control"].std(0)
+    fall = np.array([(mu0[j] - x[lab == g, j].mean()) / sd0[j] for j, g in enumerate(genes)])
+    assert (fall > 0.5).all() and np.median(fall) > 1.0
+    same = simulate("knockout-screen", sim="linear", seed=0, design=design)
+    np.testing.assert_array_equal(np.asarray(same.X), x)

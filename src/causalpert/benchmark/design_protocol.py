@@ -60,6 +60,21 @@ A fit that diverges or ends unstable gives NaN scores for that round, ends the s
 curve there (nothing to choose with) and leaves its areas NaN (``summarise_design`` counts
 only the seeds with an area: ``n_seeds``); the error is printed on stderr.
 
+**Knockout pool** (``pool="knockouts"``, session 15): where a round of drugs already touches
+nearly every one of paper-synthetic's 20 genes, no design can show a graph-curve win (session
+14); a genome-scale knockout screen is the opposite — far more genes than a round can knock
+out. Data: ``knockout-screen`` (``simulate``; 40 genes, a knockdown of each, 200 cells, intended
+targets known). ``default_rng([seed, 3]).permutation`` of the genes puts the first quarter
+(10) in the **test** (their knockouts are never chosen; ``edist`` = mean over them of the
+ensemble's predicted knockout, a gene never knocked out predicted from its name) and the rest
+(30) in the **pool**, in gene order; an experiment is one knockout (dose 1, no dose response);
+start 4, then 4 rounds of 4 (``KNOCKOUT_SIZES``), so 20 of the 30 are chosen at the end and
+the curves do not meet. The rules above hold with: ``acquisition`` ranks the remaining genes
+as knockout candidates (``design.rank(ens, remaining, doses=(1,), …)``; the edge term sees
+the candidates' targets through the intended-target prior, as a knockout screen knows
+them); ``kcenter`` has no features here and is not run; scores ``edist`` and
+``graph_auprc`` (``KNOCKOUT_METRICS``). Job files ``design-<sim>-knockouts-seed…``.
+
 Resumable: with ``out``, each finished (strategy, round) — its rows, the chosen set and the
 next batch — goes to ``out/jobs/design-<sim>-seed<seed>-<strategy>-round<r>.json``
 (atomically); a rerun reuses every file whose key (sim, seed, strategy, round, sizes,
@@ -73,6 +88,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -87,12 +103,22 @@ STRATEGIES = ("acquisition", "random", "kcenter", "acquisition-means", "acquisit
               "acquisition-cells", "random-1", "random-2", "random-3", "random-4")
 #: what ``run_design`` / the CLI run by default (the other acquisitions are ablations)
 DEFAULT_STRATEGIES = ("acquisition", "random", "kcenter")
+#: the knockout pool's default: no features for k-center; three random draws (random-mean)
+KNOCKOUT_STRATEGIES = ("acquisition", "random", "random-1", "random-2")
 #: ``design.rank`` options of each acquisition strategy (part of its jobs' keys)
 ACQUISITIONS = {"acquisition": {"head_draws": True, "density": 1.0, "edges": 1.0},
                 "acquisition-means": {"head_draws": False, "density": 1.0, "edges": 1.0},
                 "acquisition-nodensity": {"head_draws": True, "density": 0.0, "edges": 1.0},
                 "acquisition-cells": {"head_draws": True, "density": 1.0, "edges": 0.0}}
 METRICS = ("edist", "edist_validation", "edist_test", "target_auroc", "graph_auprc")
+#: the pools of candidate experiments: paper-synthetic's drugs, knockout-screen's genes
+POOLS = ("drugs", "knockouts")
+#: what the knockout pool scores (its targets are known: no target AUROC; no halves)
+KNOCKOUT_METRICS = ("edist", "graph_auprc")
+#: (start, batch) of each pool when not given
+POOL_SIZES = {"drugs": (8, 8), "knockouts": (4, 4)}
+#: share of knockout-screen's genes whose knockouts are the test (never in the pool)
+KNOCKOUT_TEST_SHARE = 0.25
 #: the row strategy ``add_validated`` writes
 VALIDATED = "acquisition-validated"
 #: the row strategy ``add_random_mean`` writes
@@ -258,9 +284,89 @@ def _load_job(path: Path, key: dict, chosen: list[str]) -> dict | None:
     return saved
 
 
+@dataclass
+class _Pool:
+    """One pool's data and rules: ``train`` holds control + every pool item's cells (an item's
+    cells are those whose ``perturbation`` is its name); ``candidates(remaining)`` is what
+    ``design.rank`` ranks; ``score(ens)`` the round's scores, one per ``metrics``."""
+
+    pool: list[str]
+    train: object
+    fit_kwargs: dict
+    doses: list[float]
+    metrics: tuple[str, ...]
+    candidates: Callable[[list[str]], object]
+    score: Callable[[object], dict]
+    zfeats: pd.DataFrame | None = None
+
+
+def _drug_pool(sim: str, seed: int, design) -> _Pool:
+    """paper-synthetic: the 40 training drugs, scored on the 20 ``full_ood`` ones."""
+    pdata = paper_synthetic(sim=sim, seed=seed, design=design)
+    pool = [str(p) for p in pdata.target_sets["id"]]
+    train, test = pdata.train, pdata.tests["full_ood"]
+    ood = [str(p) for p in pdata.target_sets["full_ood"]]
+    halves = dict(zip(("edist_validation", "edist_test"), validation_split(ood, seed),
+                      strict=True))
+    feats = train.uns["perturbation_features"].loc[pool]
+    doses = sorted(float(x) for x in train.obs.loc[train.obs["perturbation"] != "control",
+                                                   "dose"].unique())
+
+    def score(ens) -> dict:
+        pred = evaluate_prediction(ens, test, pdata.x_control, split="full_ood",
+                                   metrics=("edist",), seed=seed)
+        scores = {"edist": float(np.mean([r["value"] for r in pred]))}
+        for name, perts in halves.items():
+            scores[name] = float(np.mean([r["value"] for r in pred
+                                          if r["context"].rsplit("@", 1)[0] in perts]))
+        tgt = evaluate_targets(ens.target_scores(ood), pdata.truth_targets, split="full_ood")
+        scores["target_auroc"] = float(next(r["value"] for r in tgt
+                                            if r["metric"] == "target_auroc"))
+        scores["graph_auprc"] = float(evaluate_graph(ens.graph(), pdata.true_graph)[0]["value"])
+        return scores
+
+    return _Pool(pool, train, pdata.fit_kwargs, doses, METRICS,
+                 lambda remaining: feats.loc[remaining], score, standardise(feats))
+
+
+def knockout_split(genes: list[str], seed: int) -> tuple[list[str], list[str]]:
+    """(pool, test) of the knockout pool: the first ``KNOCKOUT_TEST_SHARE`` of
+    ``default_rng([seed, 3]).permutation`` of the genes is the test, the rest the pool (each in
+    gene order)."""
+    perm = np.random.default_rng([seed, 3]).permutation(len(genes))
+    test = set(perm[: round(KNOCKOUT_TEST_SHARE * len(genes))].tolist())
+    return ([g for i, g in enumerate(genes) if i not in test],
+            [g for i, g in enumerate(genes) if i in test])
+
+
+def _knockout_pool(sim: str, seed: int, design) -> _Pool:
+    """knockout-screen: 30 genes' knockouts to choose from, 10 others' as the test."""
+    from ..data.prepare import dense_matrix
+    from ..data.simulate import simulate
+
+    adata = simulate("knockout-screen", sim=sim, seed=seed, design=design)
+    genes = [str(g) for g in adata.var_names]
+    pool, held = knockout_split(genes, seed)
+    labels = adata.obs["perturbation"].astype(str)
+    train = adata[~labels.isin(held).to_numpy()].copy()
+    test = adata[labels.isin(held).to_numpy()].copy()
+    x_control = dense_matrix(adata[(labels == "control").to_numpy()])
+    true_graph = np.asarray(adata.uns["truth"]["adjacency"])
+
+    def score(ens) -> dict:
+        pred = evaluate_prediction(ens, test, x_control, split="knockouts", metrics=("edist",),
+                                   seed=seed)
+        return {"edist": float(np.mean([r["value"] for r in pred])),
+                "graph_auprc": float(evaluate_graph(ens.graph(), true_graph)[0]["value"])}
+
+    kw = {"perturbation_key": "perturbation", "dose_key": None, "control": "control"}
+    return _Pool(pool, train, kw, [1.0], KNOCKOUT_METRICS, list, score)
+
+
 def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
-                         strategies=DEFAULT_STRATEGIES, start: int = 8, rounds: int = 4,
-                         batch: int = 8, members: int = 3, gim_options: dict | None = None,
+                         strategies=None, start: int | None = None,
+                         rounds: int = 4, batch: int | None = None, members: int = 3,
+                         gim_options: dict | None = None, pool: str = "drugs",
                          out=None, progress: bool | None = None, design=None,
                          on_job: Callable[[str, int, bool], None] | None = None,
                          ) -> pd.DataFrame:
@@ -270,13 +376,17 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
         sim: ground truth, ``"linear"`` or ``"mlp"``.
         seed: data seed, and the seed of the start set, the random batches, the ensemble and
             its predictions.
-        strategies: any of ``STRATEGIES`` (default ``DEFAULT_STRATEGIES``).
+        strategies: any of ``STRATEGIES`` (default ``DEFAULT_STRATEGIES``, for the knockout
+            pool ``KNOCKOUT_STRATEGIES``).
         start, rounds, batch: start-set size, rounds after it, perturbations added per round
-            (start + rounds · batch ≤ pool size).
+            (start + rounds · batch ≤ pool size; start and batch default to the pool's
+            ``POOL_SIZES``).
         members: ensemble members K ≥ 2 (the acquisition needs their disagreement).
         gim_options: extra ``GIM`` options (e.g. ``{"steps": 500, "refit_steps": 150}``).
         out: directory for the resumable job files (None: nothing written).
         progress: GIM fit progress bars (default: off).
+        pool: ``"drugs"`` (paper-synthetic) or ``"knockouts"`` (knockout-screen; the module
+            docstring).
         design: ``SyntheticDesign`` sizes (tests only; the protocol uses the defaults).
         on_job: called ``on_job(strategy, round, reused)`` after each (strategy, round).
 
@@ -289,62 +399,54 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
     from ..core import SimulationDivergedError, UnstableDriftError
     from ..models import GIM, Ensemble, FitDivergedError
 
-    strategies = tuple(strategies)
+    strategies = tuple(strategies if strategies is not None else
+                       KNOCKOUT_STRATEGIES if pool == "knockouts" else DEFAULT_STRATEGIES)
     bad = [s for s in strategies if s not in STRATEGIES]
     if bad or not strategies or len(set(strategies)) != len(strategies):
         raise ValueError(f"strategies must be distinct names from {STRATEGIES}, got "
                          f"{list(strategies)}")
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}; choose one of {POOLS}")
+    if pool == "knockouts" and "kcenter" in strategies:
+        raise ValueError("kcenter needs perturbation features and the knockout pool has "
+                         "none: drop it from strategies")
+    start = POOL_SIZES[pool][0] if start is None else start
+    batch = POOL_SIZES[pool][1] if batch is None else batch
     for name, v, low in (("start", start, 1), ("rounds", rounds, 1), ("batch", batch, 1),
                          ("members", members, 2)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < low:
             raise ValueError(f"{name} must be an integer ≥ {low}, got {v!r}")
     gim_options = dict(gim_options or {})
-    pdata = paper_synthetic(sim=sim, seed=seed, design=design)
-    pool = [str(p) for p in pdata.target_sets["id"]]
-    if start + rounds * batch > len(pool):
+    data = (_drug_pool if pool == "drugs" else _knockout_pool)(sim, seed, design)
+    items, metrics = data.pool, data.metrics
+    if start + rounds * batch > len(items):
         raise ValueError(f"start + rounds × batch = {start + rounds * batch} exceeds the pool "
-                         f"of {len(pool)} training perturbations")
-    train, test = pdata.train, pdata.tests["full_ood"]
-    ood = [str(p) for p in pdata.target_sets["full_ood"]]
-    halves = dict(zip(("edist_validation", "edist_test"), validation_split(ood, seed),
-                      strict=True))
-    feats = train.uns["perturbation_features"].loc[pool]
-    zfeats = standardise(feats)
-    doses = sorted(float(x) for x in train.obs.loc[train.obs["perturbation"] != "control",
-                                                   "dose"].unique())
-    labels = train.obs["perturbation"].astype(str).to_numpy()
+                         f"of {len(items)} candidate perturbations")
+    tag = sim if pool == "drugs" else f"{sim}-knockouts"  # job file names
+    labels = data.train.obs["perturbation"].astype(str).to_numpy()
     out = None if out is None else Path(out)
-    first = start_set(pool, start, seed)
+    first = start_set(items, start, seed)
     # sorted chosen set → (ensemble, scores, fit seconds): the last fit, the start set's and
     # the whole pool's (the sets every strategy shares) are kept
-    shared = {tuple(sorted(first)), tuple(sorted(pool))}
+    shared = {tuple(sorted(first)), tuple(sorted(items))}
     fits: dict[tuple[str, ...], tuple] = {}
 
     def fit_and_score(chosen: list[str]):
         key = tuple(sorted(chosen))
         if key in fits:
             return fits[key]
-        cells = train[np.isin(labels, ["control", *chosen])].copy()
+        cells = data.train[np.isin(labels, ["control", *chosen])].copy()
         ens = Ensemble(GIM(causal=sim, seed=seed, **gim_options), n=members, seed=seed)
         t0 = time.perf_counter()
         try:
-            ens.fit(cells, progress=bool(progress), **pdata.fit_kwargs)
+            ens.fit(cells, progress=bool(progress), **data.fit_kwargs)
         except (FitDivergedError, UnstableDriftError, SimulationDivergedError) as err:
             print(f"design {sim} seed {seed}: the fit on {len(chosen)} perturbations failed "
                   f"({type(err).__name__}: {err})", file=sys.stderr)
-            fits[key] = (None, dict.fromkeys(METRICS, float("nan")), time.perf_counter() - t0)
+            fits[key] = (None, dict.fromkeys(metrics, float("nan")), time.perf_counter() - t0)
             return fits[key]
         seconds = time.perf_counter() - t0
-        pred = evaluate_prediction(ens, test, pdata.x_control, split="full_ood",
-                                   metrics=("edist",), seed=seed)
-        scores = {"edist": float(np.mean([r["value"] for r in pred]))}
-        for name, perts in halves.items():
-            scores[name] = float(np.mean([r["value"] for r in pred
-                                          if r["context"].rsplit("@", 1)[0] in perts]))
-        tgt = evaluate_targets(ens.target_scores(ood), pdata.truth_targets, split="full_ood")
-        scores["target_auroc"] = float(next(r["value"] for r in tgt
-                                            if r["metric"] == "target_auroc"))
-        scores["graph_auprc"] = float(evaluate_graph(ens.graph(), pdata.true_graph)[0]["value"])
+        scores = data.score(ens)
         for k in [k for k in fits if k not in shared]:
             del fits[k]
         fits[key] = (ens, scores, seconds)
@@ -356,14 +458,15 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
         for r in range(rounds + 1):
             key = _job_key(sim=sim, seed=seed, strategy=strategy, round=r, start=start,
                            rounds=rounds, batch=batch, members=members,
-                           gim_options=gim_options, metrics=list(METRICS),
+                           gim_options=gim_options, metrics=list(metrics),
                            design=None if design is None else repr(design),
+                           **({"pool": pool} if pool != "drugs" else {}),
                            **({"acquisition": ACQUISITIONS[strategy]}
                               if strategy in ACQUISITIONS else {}))
-            path = None if out is None else _job_file(out, sim, seed, strategy, r)
+            path = None if out is None else _job_file(out, tag, seed, strategy, r)
             saved = None if path is None else _load_job(path, key, chosen)
             same = (None if saved is not None or out is None or strategy in ACQUISITIONS
-                    else _same_fit(out, sim, seed, key, chosen))
+                    else _same_fit(out, tag, seed, key, chosen))
             if saved is None:
                 if same is not None:  # this set was fitted by another strategy's job
                     ens, scores, seconds = None, same["scores"], same["fit_seconds"]
@@ -372,18 +475,18 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
                 failed = ens is None and same is None
                 nxt = None
                 if r < rounds and not failed:
-                    remaining = [p for p in pool if p not in chosen]
+                    remaining = [p for p in items if p not in chosen]
                     if strategy.startswith("acquisition"):
                         from ..design import rank
 
-                        ranked = rank(ens, feats.loc[remaining], doses=doses, k=batch,
+                        ranked = rank(ens, data.candidates(remaining), doses=data.doses, k=batch,
                                       seed=seed, progress=False,
                                       **ACQUISITIONS[strategy])
                         nxt = acquisition_batch(ranked, batch)
                     elif (draw := random_draw(strategy)) is not None:
                         nxt = random_batch(remaining, batch, seed, r + 1, draw)
                     else:
-                        nxt = kcenter(zfeats.loc[remaining + chosen], chosen, batch)
+                        nxt = kcenter(data.zfeats.loc[remaining + chosen], chosen, batch)
                 saved = {"key": key, "key_hash": _key_hash(key), "chosen": list(chosen),
                          "next": nxt, "scores": scores, "fit_seconds": seconds,
                          "failed": failed}
@@ -396,7 +499,7 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
             rows += [{"sim": sim, "seed": seed, "strategy": strategy, "round": r,
                       "n_perturbations": len(chosen), "metric": m,
                       "value": saved["scores"][m], "fit_seconds": saved["fit_seconds"]}
-                     for m in METRICS]
+                     for m in metrics]
             if on_job is not None:
                 on_job(strategy, r, reused)
             if saved.get("failed"):  # no model to choose with: the strategy stops here
@@ -454,7 +557,7 @@ def steps_options(steps: int | None) -> dict:
 
 def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
                steps: int | None = None, fresh: bool = False, progress: bool | None = None,
-               design=None, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
+               design=None, pool: str = "drugs", **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``run_design_benchmark`` for every seed; writes ``out/results.csv`` (all rows, with
     ``add_validated``'s), ``out/summary.csv`` (``summarise_design``), ``out/validated.csv``
     (which acquisition variant the validation half chose per seed), ``out/design_curves.png``
@@ -466,14 +569,16 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    tag = sim if pool == "drugs" else f"{sim}-knockouts"
     if fresh:
-        for f in (out / "jobs").glob(f"design-{sim}-seed*.json"):
+        for f in (out / "jobs").glob(f"design-{tag}-seed*.json"):
             f.unlink()
     seeds = list(seeds)
-    n_strategies = len(tuple(kw.get("strategies", DEFAULT_STRATEGIES)))
+    n_strategies = len(tuple(kw.get("strategies") or (
+        KNOCKOUT_STRATEGIES if pool == "knockouts" else DEFAULT_STRATEGIES)))
     n_jobs = len(seeds) * n_strategies * (kw.get("rounds", 4) + 1)
     parts, reused = [], []
-    with progress_bar(f"design benchmark ({sim})", n_jobs, enabled=progress) as advance:
+    with progress_bar(f"design benchmark ({tag})", n_jobs, enabled=progress) as advance:
         def on_job(strategy, r, was_reused):
             reused.append(was_reused)
             advance(1, status=f"{strategy} round {r}" + (" (reused)" if was_reused else ""))
@@ -481,7 +586,8 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
         for seed in seeds:
             parts.append(run_design_benchmark(sim=sim, seed=seed, members=members,
                                               gim_options=steps_options(steps), out=out,
-                                              design=design, on_job=on_job, **kw))
+                                              design=design, on_job=on_job, pool=pool,
+                                              **kw))
     if any(reused):
         print(f"reused {sum(reused)} of {len(reused)} (strategy, round) jobs finished earlier "
               f"in {out / 'jobs'} (--fresh reruns them)", file=sys.stderr)
@@ -492,13 +598,15 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
         with atomic_write(out / name) as fh:
             fh.write(table.to_csv(index=False))
 
-    from ..plotting import design_curves
+    from ..plotting import DESIGN_PANELS, design_curves
 
-    axes = design_curves(results)
+    knockouts = pool == "knockouts"
+    axes = design_curves(results, metrics=KNOCKOUT_METRICS if knockouts else DESIGN_PANELS)
     fig = axes[0].figure
     which = (f"seed {seeds[0]}" if len(seeds) == 1 else
              f"seeds {', '.join(map(str, seeds))}: mean ± sd over seeds")
-    fig.suptitle(f"design benchmark, paper-synthetic ({sim}), {which}", fontsize=9)
+    data_name = "knockout-screen" if knockouts else "paper-synthetic"
+    fig.suptitle(f"design benchmark, {data_name} ({sim}), {which}", fontsize=9)
     fig.tight_layout()
     with atomic_path(out / "design_curves.png") as tmp:
         fig.savefig(tmp, dpi=130, format="png")
@@ -506,8 +614,12 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
 
     write_report(out / "report", title=f"causalpert design benchmark ({sim})",
                  command=f"causalpert benchmark --protocol design --sim {sim} --seeds "
-                         f"{','.join(map(str, seeds))} --out {out}",
+                         f"{','.join(map(str, seeds))}"
+                         + (" --pool knockouts" if knockouts else "") + f" --out {out}",
                  sections=[Section("curves", figure=fig, caption=(
+                     "Per round: energy distance of the knockouts never in the pool (lower "
+                     "is better) and graph AUPRC (higher is better) of the ensemble refitted "
+                     "on the knockouts chosen so far." if knockouts else
                      "Per round: full_ood energy distance (lower is better), target AUROC of "
                      "the unseen perturbations and graph AUPRC (higher is better) of the "
                      "ensemble refitted on the perturbations chosen so far.")),

@@ -30,6 +30,14 @@ other cell, so the other splits are exactly those of a design with ``n_combo_pai
 
 ``single-target`` is the reference task of the stationary-diffusion literature: 800
 observational cells plus one shift intervention (±U[2, 5]) on every variable, 200 cells each.
+
+``knockout-screen`` is a pooled knockdown screen over more genes than one round of
+experiments can cover (``SyntheticDesign.n_knockout_genes``, default 40; the design
+benchmark's coverage-scarce pool): 800 control cells plus a knockdown of every gene, a drift
+shift −U[2, 4] on that gene alone, ``n_knockout_cells`` (200) cells each. A knockout is named
+by its gene (``"g07"``) and ``uns["intended_targets"]`` maps it to itself, so a model with
+intended targets predicts a gene never knocked out from its name. ``obs["dose"]`` is 1.0 (a
+placeholder, as in the bundled screens); every cell is ``train``.
 """
 
 from __future__ import annotations
@@ -62,12 +70,14 @@ class SyntheticDesign:
     n_id_cells: int = 50
     n_test_cells: int = 200
     parents: float = 2.0
+    n_knockout_genes: int = 40  # knockout-screen only: genes (each knocked down once)
+    n_knockout_cells: int = 200  # knockout-screen only: cells per knockdown
     activity_fraction: float = 0.5  # used by activity-synthetic only
     n_combo_pairs: int = 40  # pairs of training perturbations in the combo split (0: none)
     combo_dose: float = 1.0  # dose of both perturbations of a pair
 
 
-PROTOCOLS = ("paper-synthetic", "activity-synthetic", "single-target")
+PROTOCOLS = ("paper-synthetic", "activity-synthetic", "single-target", "knockout-screen")
 
 
 def _perturbations(n: int, d: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -192,7 +202,8 @@ def simulate(
     """Simulate a seeded synthetic data set (same protocol + sim + seed → identical data).
 
     Args:
-        protocol: ``"paper-synthetic"``, ``"activity-synthetic"`` or ``"single-target"``.
+        protocol: ``"paper-synthetic"``, ``"activity-synthetic"``, ``"single-target"`` or
+            ``"knockout-screen"``.
         sim: ground truth, ``"linear"`` (exact Gaussian sampling) or ``"mlp"`` (Euler–Maruyama).
         seed: seed of the whole recipe (graph, parameters, perturbations, features, cells).
         design: sizes (defaults to the protocol's; change them only for tests).
@@ -227,7 +238,7 @@ def simulate(
         raise ValueError(f"unknown ground truth {sim!r}; use sim='linear' or sim='mlp'")
     design = design or SyntheticDesign()
     rng = np.random.default_rng(seed)
-    d = design.d
+    d = design.n_knockout_genes if protocol == "knockout-screen" else design.d
     if protocol == "activity-synthetic" and sim != "linear":
         raise ValueError("activity-synthetic has a linear ground truth only; use sim='linear'")
     drift, adj = random_drift(d, sim, rng, parents=design.parents)
@@ -244,6 +255,17 @@ def simulate(
         shifts = np.vstack([np.zeros(d), amp])
         uns["truth"] = {"targets": pd.DataFrame(amp != 0, index=names, columns=genes),
                         "effects": pd.DataFrame(amp, index=names, columns=genes)}
+        return _assemble(drift, adj, contexts, shifts, seed, uns)
+    if protocol == "knockout-screen":
+        size = rng.uniform(2, 4, d)
+        contexts = pd.DataFrame({"perturbation": [CONTROL, *genes], "dose": [0.0] + [1.0] * d,
+                                 "split": "train",
+                                 "n": [design.n_control] + [design.n_knockout_cells] * d})
+        shifts = np.vstack([np.zeros(d), -np.diag(size)])
+        uns["intended_targets"] = {g: g for g in genes}
+        uns["truth"] = {"targets": pd.DataFrame(np.eye(d, dtype=bool), index=genes,
+                                                columns=genes),
+                        "effects": pd.DataFrame(-np.diag(size), index=genes, columns=genes)}
         return _assemble(drift, adj, contexts, shifts, seed, uns)
 
     n_tr, n_ood = design.n_train_perturbations, design.n_ood_perturbations

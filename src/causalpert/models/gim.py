@@ -349,13 +349,18 @@ class GIM(PerturbationModel):
         strength would spread over all pairs), for the linear one with ``refit_graph_l1``."""
         return self.causal == "mlp" or self.config.refit_graph_l1
 
+    def _net_params(self, frozen: tuple[str, ...] = ()) -> list[torch.nn.Parameter]:
+        """The GIM's parameters less those named in ``frozen`` (by their top-level name:
+        ``"logits"``, ``DOSE_RESPONSE``, or a submodule of the joint variant)."""
+        return [p for k, p in self.net.named_parameters() if k.split(".")[0] not in frozen]
+
     def _param_groups(self, frozen: tuple[str, ...] = ()) -> list[dict]:
         """Stage 1's optimiser groups: the drift at ``lr``; the GIM at ``lr_gim`` with decay,
         less the GIM parameters named in ``frozen``."""
         cfg = self.config
-        net = [p for k, p in self.net.named_parameters() if k.split(".")[0] not in frozen]
         return [{"params": list(self.drift.parameters()), "lr": cfg.lr},
-                {"params": net, "lr": cfg.lr_gim, "weight_decay": cfg.weight_decay}]
+                {"params": self._net_params(frozen), "lr": cfg.lr_gim,
+                 "weight_decay": cfg.weight_decay}]
 
     def _selection_loss(self, z: Contexts, pert, pidx, inputs, doses, means, penalised, g,
                         dev, *, steps: int, tau_start: float, lambda_graph: float):
@@ -663,9 +668,8 @@ class GIM(PerturbationModel):
                         raise _RefitUnstable
             return {"loss": loss, **terms}
 
-        effect_keys = [k for k in net.keys if k != "logits" and k not in frozen]
-        groups = [{"params": list(drift.parameters()), "lr": cfg.lr},
-                  {"params": [getattr(net, k) for k in effect_keys], "lr": cfg.lr_gim}]
+        groups = [{"params": list(drift.parameters()), "lr": cfg.lr},  # targets stay frozen
+                  {"params": self._net_params(("logits", *frozen)), "lr": cfg.lr_gim}]
         rounds = [cfg.refit_steps] + ([max(1, cfg.refit_steps // 2)]
                                       if cfg.calibrated_targets else [])
         for r, steps in enumerate(rounds):

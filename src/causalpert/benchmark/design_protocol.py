@@ -68,7 +68,7 @@ targets known). ``default_rng([seed, 3]).permutation`` of the genes puts the fir
 (10) in the **test** (their knockouts are never chosen; ``edist`` = mean over them of the
 ensemble's predicted knockout, a gene never knocked out predicted from its name) and the rest
 (30) in the **pool**, in gene order; an experiment is one knockout (dose 1, no dose response);
-start 4, then 4 rounds of 4 (``KNOCKOUT_SIZES``), so 20 of the 30 are chosen at the end and
+start 4, then 4 rounds of 4 (``POOL_SIZES``), so 20 of the 30 are chosen at the end and
 the curves do not meet. The rules above hold with: ``acquisition`` ranks the remaining genes
 as knockout candidates (``design.rank(ens, remaining, doses=(1,), …)``; the edge term sees
 the candidates' targets through the intended-target prior, as a knockout screen knows

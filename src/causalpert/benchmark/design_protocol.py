@@ -228,8 +228,9 @@ def add_random_mean(results: pd.DataFrame) -> pd.DataFrame:
     if not (auc.groupby(["sim", "seed"])["strategy"].nunique() >= 2).any():
         return results
     mean = (auc.groupby(["sim", "seed", "metric"], sort=False)[["value", "fit_seconds"]]
-            .mean().reset_index().assign(strategy=RANDOM_MEAN, round=pd.NA,
-                                         n_perturbations=pd.NA))
+            .mean().reset_index())
+    na = pd.array([pd.NA] * len(mean), dtype="Int64")  # typed: pandas warns on all-NA objects
+    mean = mean.assign(strategy=RANDOM_MEAN, round=na, n_perturbations=na)
     return pd.concat([results, mean[list(results.columns)]], ignore_index=True)
 
 

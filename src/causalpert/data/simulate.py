@@ -246,27 +246,21 @@ def simulate(
         _raise_levels(drift, sds=3.0)
     genes = [f"g{j:02d}" for j in range(d)]
     uns = {"protocol": {"name": protocol, "sim": sim, "seed": seed}, "control": CONTROL}
-    if protocol == "single-target":
-        amp = np.zeros((d, d))
-        amp[np.arange(d), np.arange(d)] = rng.choice([-1.0, 1.0], d) * rng.uniform(2, 5, d)
-        names = [f"do_{g}" for g in genes]
+    if protocol in ("single-target", "knockout-screen"):  # one intervention per gene
+        knockout = protocol == "knockout-screen"
+        size = (-rng.uniform(2, 4, d) if knockout
+                else rng.choice([-1.0, 1.0], d) * rng.uniform(2, 5, d))
+        names = genes if knockout else [f"do_{g}" for g in genes]
+        n = design.n_knockout_cells if knockout else 200
         contexts = pd.DataFrame({"perturbation": [CONTROL, *names], "dose": [0.0] + [1.0] * d,
-                                 "split": "train", "n": [design.n_control] + [200] * d})
-        shifts = np.vstack([np.zeros(d), amp])
-        uns["truth"] = {"targets": pd.DataFrame(amp != 0, index=names, columns=genes),
-                        "effects": pd.DataFrame(amp, index=names, columns=genes)}
-        return _assemble(drift, adj, contexts, shifts, seed, uns)
-    if protocol == "knockout-screen":
-        size = rng.uniform(2, 4, d)
-        contexts = pd.DataFrame({"perturbation": [CONTROL, *genes], "dose": [0.0] + [1.0] * d,
-                                 "split": "train",
-                                 "n": [design.n_control] + [design.n_knockout_cells] * d})
-        shifts = np.vstack([np.zeros(d), -np.diag(size)])
-        uns["intended_targets"] = {g: g for g in genes}
-        uns["truth"] = {"targets": pd.DataFrame(np.eye(d, dtype=bool), index=genes,
+                                 "split": "train", "n": [design.n_control] + [n] * d})
+        effects = np.diag(size)
+        if knockout:
+            uns["intended_targets"] = {g: g for g in genes}
+        uns["truth"] = {"targets": pd.DataFrame(np.eye(d, dtype=bool), index=names,
                                                 columns=genes),
-                        "effects": pd.DataFrame(-np.diag(size), index=genes, columns=genes)}
-        return _assemble(drift, adj, contexts, shifts, seed, uns)
+                        "effects": pd.DataFrame(effects, index=names, columns=genes)}
+        return _assemble(drift, adj, contexts, np.vstack([np.zeros(d), effects]), seed, uns)
 
     n_tr, n_ood = design.n_train_perturbations, design.n_ood_perturbations
     amp, ec50, coeff = _perturbations(n_tr + n_ood, d, rng)

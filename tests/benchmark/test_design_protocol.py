@@ -313,6 +313,19 @@ def test_knockout_pool_keeps_its_test_genes_out_and_scores_edist_and_graph(tmp_p
         j0 = jobs[f"design-linear-knockouts-seed0-{s}-round0.json"]
         assert j0["chosen"] == dp.start_set(pool, 2, 0) and j0["key"]["pool"] == "knockouts"
         assert len(set(j0["next"])) == 2 and set(j0["next"]) <= set(pool) - set(j0["chosen"])
+    # run_design on the same jobs (all reused, no fit): files, two panels, the pool's command
+    import matplotlib.pyplot as plt
+
+    again, summary = dp.run_design(out=tmp_path, sim="linear", seeds=(0,), members=2,
+                                   steps=STEPS, pool="knockouts", design=KO, start=2, batch=2,
+                                   rounds=1)
+    plt.close("all")
+    cols = ["strategy", "round", "metric", "value"]
+    pd.testing.assert_frame_equal(again.loc[again["strategy"] != dp.RANDOM_MEAN, cols]
+                                  .reset_index(drop=True), res[cols])
+    assert set(summary["strategy"]) == {*dp.KNOCKOUT_STRATEGIES, dp.RANDOM_MEAN}
+    assert (tmp_path / "design_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "--pool knockouts" in (tmp_path / "report" / "index.html").read_text()
     with pytest.raises(ValueError, match="kcenter needs perturbation features"):
         dp.run_design_benchmark(pool="knockouts", strategies=("kcenter",), design=KO)
     with pytest.raises(ValueError, match="unknown pool"):

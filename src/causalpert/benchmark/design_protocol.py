@@ -117,6 +117,8 @@ POOLS = ("drugs", "knockouts")
 KNOCKOUT_METRICS = ("edist", "graph_auprc")
 #: (start, batch) of each pool when not given
 POOL_SIZES = {"drugs": (8, 8), "knockouts": (4, 4)}
+#: strategies run when none are given, per pool
+POOL_STRATEGIES = {"drugs": DEFAULT_STRATEGIES, "knockouts": KNOCKOUT_STRATEGIES}
 #: share of knockout-screen's genes whose knockouts are the test (never in the pool)
 KNOCKOUT_TEST_SHARE = 0.25
 #: the row strategy ``add_validated`` writes
@@ -246,6 +248,11 @@ def _job_key(**kw) -> dict:
 
 def _key_hash(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def _job_tag(sim: str, pool: str) -> str:
+    """The (sim, pool) part of job file names: ``linear`` (drugs), ``linear-knockouts``."""
+    return sim if pool == "drugs" else f"{sim}-{pool}"
 
 
 def _job_file(out: Path, sim: str, seed: int, strategy: str, round_: int) -> Path:
@@ -400,14 +407,13 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
     from ..core import SimulationDivergedError, UnstableDriftError
     from ..models import GIM, Ensemble, FitDivergedError
 
-    strategies = tuple(strategies if strategies is not None else
-                       KNOCKOUT_STRATEGIES if pool == "knockouts" else DEFAULT_STRATEGIES)
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}; choose one of {POOLS}")
+    strategies = tuple(POOL_STRATEGIES[pool] if strategies is None else strategies)
     bad = [s for s in strategies if s not in STRATEGIES]
     if bad or not strategies or len(set(strategies)) != len(strategies):
         raise ValueError(f"strategies must be distinct names from {STRATEGIES}, got "
                          f"{list(strategies)}")
-    if pool not in POOLS:
-        raise ValueError(f"unknown pool {pool!r}; choose one of {POOLS}")
     if pool == "knockouts" and "kcenter" in strategies:
         raise ValueError("kcenter needs perturbation features and the knockout pool has "
                          "none: drop it from strategies")
@@ -423,7 +429,7 @@ def run_design_benchmark(*, sim: str = "linear", seed: int = 0,
     if start + rounds * batch > len(items):
         raise ValueError(f"start + rounds × batch = {start + rounds * batch} exceeds the pool "
                          f"of {len(items)} candidate perturbations")
-    tag = sim if pool == "drugs" else f"{sim}-knockouts"  # job file names
+    tag = _job_tag(sim, pool)
     labels = data.train.obs["perturbation"].astype(str).to_numpy()
     out = None if out is None else Path(out)
     first = start_set(items, start, seed)
@@ -570,13 +576,13 @@ def run_design(*, out, sim: str = "linear", seeds=(0, 1, 2), members: int = 3,
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tag = sim if pool == "drugs" else f"{sim}-knockouts"
+    tag = _job_tag(sim, pool)
     if fresh:
         for f in (out / "jobs").glob(f"design-{tag}-seed*.json"):
             f.unlink()
     seeds = list(seeds)
-    n_strategies = len(tuple(kw.get("strategies") or (
-        KNOCKOUT_STRATEGIES if pool == "knockouts" else DEFAULT_STRATEGIES)))
+    n_strategies = len(tuple(kw.get("strategies")
+                             or POOL_STRATEGIES.get(pool, DEFAULT_STRATEGIES)))
     n_jobs = len(seeds) * n_strategies * (kw.get("rounds", 4) + 1)
     parts, reused = [], []
     with progress_bar(f"design benchmark ({tag})", n_jobs, enabled=progress) as advance:
